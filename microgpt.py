@@ -191,8 +191,12 @@ def dot(ws, xs):
 
 def linear(x, w):
     """W @ x: one dot node per row of w (one row per output feature)."""
-    xd = [xi.data for xi in x]
-    return [Value(sum(map(mul, wd, xd)), row + x, xd + wd) for row in w for wd in [[w.data for w in row]]]
+    xd = [xi.data for xi in x]                  # read x's numbers once, not once per row
+    out = []
+    for row in w:
+        wd = [wi.data for wi in row]
+        out.append(Value(sum(map(mul, wd, xd)), row + x, xd + wd))   # dot(row, x)
+    return out
 
 
 def exp_normalize(zs):
@@ -396,7 +400,8 @@ def train(state_dict, adam, train_data, val_data, n_head, num_steps, learning_ra
     # collector would only scan them again and again (most of a step's time), so
     # it is paused while training.
     gc_was_enabled = gc.isenabled()
-    gc.disable()
+    if sys.implementation.name == 'cpython':   # (PyPy has no reference counting: its collector must run)
+        gc.disable()
     old_handler = catch_ctrl_c(on_ctrl_c)
     try:
         report_val(0)
@@ -560,6 +565,8 @@ def check_args(args):
         fail(f'--weight_decay must be 0 or a positive number, not {args.weight_decay}')
     if not 0 <= args.val_fraction < 1:
         fail(f'--val_fraction must be at least 0 and below 1, not {args.val_fraction}')
+    if args.bench and args.num_steps == 0:
+        fail('--bench needs --num_steps 1 or more')
     if args.n_embd and args.n_head and args.n_embd % args.n_head:
         fail(f'--n_embd {args.n_embd} is not divisible by --n_head {args.n_head}')
 
@@ -779,9 +786,10 @@ def bench(state_dict, adam, train_data, n_head, num_steps, learning_rate, config
 
 
 def graph_size(root):
-    """(nodes, edges) of root's graph."""
-    order = topological_order(root)
-    return len(order), sum(len(node._children) for node in order)
+    """(nodes, edges) of root's graph, counting the leaves (parameters) as nodes."""
+    interior = topological_order(root)
+    leaves = {child for node in interior for child in node._children if not child._children}
+    return len(interior) + len(leaves), sum(len(node._children) for node in interior)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,35 @@
+"""microgpt's tests: `python -m unittest` from the repository root.
+
+Shared helpers live here; the reference engine is in reference.py."""
+import os
+import random
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'microgpt.py')
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def run_cli(*args, timeout=300, cwd=None, **kwargs):
+    """Run `python microgpt.py ARGS` in a new process; return the CompletedProcess (text)."""
+    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], capture_output=True,
+                          text=True, encoding='utf-8', errors='replace', timeout=timeout,
+                          cwd=cwd or ROOT, **kwargs)
+
+
+def random_weights(state_dict, seed, scale=0.5):
+    """Set every parameter to a random non-zero number (far from the tiny init,
+    so that every path through the model carries a real gradient)."""
+    rng = random.Random(seed)
+    for matrix in state_dict.values():
+        for row in matrix:
+            for p in row:
+                p.data = rng.choice((-1, 1)) * rng.uniform(0.1, 1.0) * scale
+    return state_dict
+
+
+def weights_of(state_dict):
+    """{name: rows of floats}: the numbers of a state_dict."""
+    return {name: [[p.data for p in row] for row in matrix] for name, matrix in state_dict.items()}

@@ -1,0 +1,262 @@
+"""Every gradient microgpt computes, checked against central finite differences
+and against an independent engine built from plain binary ops (reference.py)."""
+import math
+import random
+import unittest
+
+import microgpt
+from microgpt import Value
+from tests import random_weights, weights_of
+from tests.reference import ref_doc_loss, ref_gpt, to_ref
+
+EPS = 1e-6
+
+
+def assert_close(test, got, want, rel, msg=''):
+    test.assertLessEqual(abs(got - want), rel * max(1.0, abs(want)), f'{msg}: got {got!r}, want {want!r}')
+
+
+def check_op(test, f, inputs, rel=1e-6):
+    """f(*Values) -> Value. Its gradient for each input must match
+    (f(x + eps) - f(x - eps)) / 2eps, with f evaluated on the same op."""
+    xs = [Value(x) for x in inputs]
+    out = f(*xs)
+    out.backward()
+    for i, x in enumerate(inputs):
+        up = list(inputs); up[i] = x + EPS
+        down = list(inputs); down[i] = x - EPS
+        numeric = (f(*map(Value, up)).data - f(*map(Value, down)).data) / (2 * EPS)
+        assert_close(test, xs[i].grad, numeric, rel, f'd/dx{i}')
+    return out
+
+
+class TestValueOps(unittest.TestCase):
+    """Each op: the value it computes, and its gradient against finite differences."""
+
+    def test_each_op_value_and_gradient(self):
+        a, b = 1.3, -0.7
+        cases = {  # name: (f on Values, the same formula on floats)
+            'add': (lambda x, y: x + y, a + b),
+            'sub': (lambda x, y: x - y, a - b),
+            'mul': (lambda x, y: x * y, a * b),
+            'div': (lambda x, y: x / y, a / b),
+            'neg': (lambda x, y: -x + y, -a + b),
+            'pow int': (lambda x, y: x ** 3 + y ** 2, a ** 3 + b ** 2),
+            'pow float': (lambda x, y: x ** 0.5 * y, a ** 0.5 * b),
+            'pow negative': (lambda x, y: x ** -2 + y, a ** -2 + b),
+            'exp': (lambda x, y: x.exp() * y.exp(), math.exp(a) * math.exp(b)),
+            'log': (lambda x, y: x.log() + (-y).log(), math.log(a) + math.log(-b)),
+            'relu': (lambda x, y: x.relu() + y.relu() * 3, max(a, 0) + 3 * max(b, 0)),
+        }
+        for name, (f, expected) in cases.items():
+            with self.subTest(op=name):
+                out = check_op(self, f, [a, b])
+                self.assertAlmostEqual(out.data, expected, places=12)
+
+    def test_constants_on_either_side(self):
+        a = 0.9
+        cases = {
+            'x + 2': (lambda x: x + 2, a + 2), '2 + x': (lambda x: 2 + x, 2 + a),
+            'x - 2': (lambda x: x - 2, a - 2), '2 - x': (lambda x: 2 - x, 2 - a),
+            'x * 3': (lambda x: x * 3, a * 3), '3 * x': (lambda x: 3 * x, 3 * a),
+            'x / 4': (lambda x: x / 4, a / 4), '4 / x': (lambda x: 4 / x, 4 / a),
+        }
+        for name, (f, expected) in cases.items():
+            with self.subTest(expr=name):
+                out = check_op(self, f, [a])
+                self.assertAlmostEqual(out.data, expected, places=12)
+
+    def test_a_value_used_several_times_in_one_expression(self):
+        # the gradient from every use must add up: d(a*a)/da = 2a, and so on
+        cases = {
+            'a * a': lambda x, y: x * x,
+            'a + a': lambda x, y: x + x,
+            'a * b * a': lambda x, y: x * y * x,
+            'a / a + b - b * a': lambda x, y: x / x + y - y * x,
+            'shared subexpression': lambda x, y: (lambda s: s * s + s.exp())(x * y + x),
+        }
+        for name, f in cases.items():
+            with self.subTest(expr=name):
+                check_op(self, f, [0.8, -1.1])
+        a = Value(3.0)
+        (a * a).backward()
+        self.assertEqual(a.grad, 6.0)
+
+    def test_relu_gradient_is_zero_below_zero(self):
+        x = Value(-2.0)
+        x.relu().backward()
+        self.assertEqual(x.grad, 0.0)
+
+    def test_overflow_gives_inf_not_an_exception(self):
+        self.assertEqual((Value(1e200) ** 2).data, math.inf)
+        self.assertEqual((Value(1e200) * 1e200).data, math.inf)
+
+
+class TestFusedOps(unittest.TestCase):
+    """Each fused op equals its textbook formula, and its hand-derived gradient
+    matches finite differences."""
+
+    def setUp(self):
+        rng = random.Random(7)
+        self.xs = [rng.uniform(-2, 2) for _ in range(6)]
+
+    def test_dot(self):
+        f = lambda *v: microgpt.dot(list(v[:3]), list(v[3:]))
+        out = check_op(self, f, self.xs)
+        self.assertAlmostEqual(out.data, sum(a * b for a, b in zip(self.xs[:3], self.xs[3:])), places=12)
+
+    def test_linear(self):
+        def f(*v):                      # a 2x3 matrix times a 3-vector, weighted so both rows matter
+            y = microgpt.linear(list(v[:3]), [list(v[3:6]), list(v[:3])])
+            return y[0] * 1.5 + y[1] * -0.5
+        check_op(self, f, self.xs)
+
+    def test_softmax(self):
+        z = self.xs[:4]
+        exps = [math.exp(x) for x in z]
+        for i in range(4):
+            with self.subTest(output=i):
+                out = check_op(self, lambda *v: microgpt.softmax(list(v))[i], z)
+                self.assertAlmostEqual(out.data, exps[i] / sum(exps), places=12)
+
+    def test_softmax_of_huge_logits_does_not_overflow(self):
+        probs = microgpt.softmax([Value(1e308), Value(0.0), Value(-1e308)])
+        self.assertEqual([p.data for p in probs], [1.0, 0.0, 0.0])
+
+    def test_cross_entropy(self):
+        z = self.xs[:5]
+        for target in range(5):
+            with self.subTest(target=target):
+                out = check_op(self, lambda *v: microgpt.cross_entropy(list(v), target), z)
+                want = -math.log(math.exp(z[target]) / sum(math.exp(x) for x in z))
+                self.assertAlmostEqual(out.data, want, places=12)
+
+    def test_cross_entropy_of_huge_logits_is_finite(self):
+        loss = microgpt.cross_entropy([Value(1e300), Value(-1e300)], 1)
+        self.assertEqual(loss.data, 2e300)
+
+    def test_rmsnorm(self):
+        x = self.xs[:4]
+        rms = math.sqrt(sum(v * v for v in x) / 4 + 1e-5)
+        for i in range(4):
+            with self.subTest(output=i):
+                out = check_op(self, lambda *v: microgpt.rmsnorm(list(v))[i], x)
+                self.assertAlmostEqual(out.data, x[i] / rms, places=12)
+
+
+class TestBackward(unittest.TestCase):
+
+    def test_a_chain_of_100000_ops_does_not_hit_the_recursion_limit(self):
+        x = Value(1.0)
+        y = x
+        for _ in range(50000):
+            y = y * 1.0 + 0.0           # 100,000 nodes deep
+        y.backward()
+        self.assertEqual(x.grad, 1.0)
+
+    def test_every_node_is_visited_once_in_a_diamond(self):
+        # a is reached along two paths; its gradient must count each path once
+        a = Value(2.0)
+        b, c = a * 3.0, a * 5.0
+        (b * c).backward()              # d(15 a^2)/da = 30 a
+        self.assertEqual(a.grad, 60.0)
+
+    def test_topological_order_puts_each_node_after_its_children(self):
+        a, b = Value(1.0), Value(2.0)
+        c = a * b
+        d = c + a
+        e = d * c
+        order = microgpt.topological_order(e)
+        self.assertEqual(order, [c, d, e])
+
+
+def small_model(n_layer, n_embd, n_head, block_size, vocab_size=7, seed=0):
+    sd = microgpt.init_state_dict(vocab_size, n_embd, n_layer, block_size)
+    return random_weights(sd, seed)
+
+
+class TestWholeModel(unittest.TestCase):
+
+    def test_doc_loss_gradient_of_every_parameter_matches_finite_differences(self):
+        n_head = 2
+        sd = small_model(n_layer=2, n_embd=4, n_head=n_head, block_size=5)
+        tokens = [0, 3, 5, 2, 6, 1]
+        loss = microgpt.doc_loss(tokens, sd, n_head)
+        loss.backward()
+        params = microgpt.parameters(sd)
+        self.assertTrue(all(p.grad != 0 for p in params[:4]), 'the chosen weights give real gradients')
+        worst = 0.0
+        for p in params:
+            x = p.data
+            p.data = x + EPS
+            up = microgpt.doc_loss(tokens, sd, n_head).data
+            p.data = x - EPS
+            down = microgpt.doc_loss(tokens, sd, n_head).data
+            p.data = x
+            numeric = (up - down) / (2 * EPS)
+            err = abs(p.grad - numeric) / max(abs(numeric), 1e-3)
+            worst = max(worst, err)
+            self.assertLess(err, 1e-6, f'parameter gradient {p.grad!r} vs finite difference {numeric!r}')
+        self.assertGreater(len(params), 300)
+
+    def test_matches_the_binary_op_reference_to_1e_9(self):
+        # the fused engine and the one-node-per-op engine: same loss, same gradients
+        configs = [  # n_layer, n_embd, n_head, block_size, tokens
+            (1, 16, 4, 16, [0, 4, 2, 6, 3, 1]),
+            (2, 8, 2, 4, [0, 2, 3, 4, 5, 6, 2, 1]),      # cropped to block_size + 1
+            (3, 6, 3, 8, [0, 5, 1]),
+            (1, 4, 1, 3, [0, 2, 2, 2, 2, 1]),
+        ]
+        for n_layer, n_embd, n_head, block_size, tokens in configs:
+            with self.subTest(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size):
+                sd = small_model(n_layer, n_embd, n_head, block_size, seed=n_layer)
+                ref = to_ref(weights_of(sd))
+                loss = microgpt.doc_loss(tokens, sd, n_head)
+                loss.backward()
+                ref_loss = ref_doc_loss(tokens, ref, n_head)
+                ref_loss.backward()
+                assert_close(self, loss.data, ref_loss.data, 1e-9, 'loss')
+                for name in sd:
+                    for row, ref_row in zip(sd[name], ref[name]):
+                        for p, r in zip(row, ref_row):
+                            assert_close(self, p.grad, r.grad, 1e-9, name)
+
+    def test_logits_match_the_reference_at_every_position(self):
+        sd = small_model(2, 8, 4, 8)
+        ref = to_ref(weights_of(sd))
+        keys, values = [[], []], [[], []]
+        ref_keys, ref_values = [[], []], [[], []]
+        for pos, token in enumerate([0, 3, 4, 5, 6]):
+            logits = microgpt.gpt(token, pos, keys, values, sd, 4)
+            ref_logits = ref_gpt(token, pos, ref_keys, ref_values, ref, 4)
+            for z, r in zip(logits, ref_logits):
+                assert_close(self, z.data, r.data, 1e-9, f'logit at position {pos}')
+
+    def test_one_backward_gives_the_gradient_of_the_mean_loss(self):
+        # The mean of the per-position losses, differentiated once: the gradient
+        # must equal the mean of each position's own gradient, taken separately.
+        sd = small_model(1, 4, 2, 4)
+        tokens = [0, 2, 3, 4, 1]
+        microgpt.doc_loss(tokens, sd, 2).backward()
+        together = [p.grad for p in microgpt.parameters(sd)]
+        separate = [0.0] * len(together)
+        for n in range(1, len(tokens)):          # loss of position n-1 = n * mean(n) - (n-1) * mean(n-1)
+            for sign, prefix in ((n, tokens[:n + 1]), (-(n - 1), tokens[:n])):
+                if len(prefix) < 2:
+                    continue
+                for p in microgpt.parameters(sd):
+                    p.grad = 0.0
+                microgpt.doc_loss(prefix, sd, 2).backward()
+                for i, p in enumerate(microgpt.parameters(sd)):
+                    separate[i] += sign * p.grad / (len(tokens) - 1)
+        for got, want in zip(together, separate):
+            assert_close(self, got, want, 1e-9, 'gradient')
+
+    def test_doc_loss_crops_to_block_size(self):
+        sd = small_model(1, 4, 2, 3)
+        long_doc = [0, 2, 3, 4, 5, 6, 1]
+        self.assertEqual(microgpt.doc_loss(long_doc, sd, 2).data, microgpt.doc_loss(long_doc[:4], sd, 2).data)
+
+
+if __name__ == '__main__':
+    unittest.main()
