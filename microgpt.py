@@ -486,17 +486,18 @@ def sample(state_dict, tokenizer, n_head, rng, temperature=1.0, prompt=''):
         logits = gpt(tokens[pos], pos, keys, values, state_dict, n_head)
         if pos + 1 < len(tokens):
             continue                        # still reading the prompt
-        _, probs, total = exp_normalize([z.data / temperature for z in logits])
-        token_id = draw(probs, total, rng)
+        _, weights, _ = exp_normalize([z.data / temperature for z in logits])   # softmax, unnormalized
+        weights[Tokenizer.BOS] = 0.0        # <BOS> only ever starts a document
+        token_id = draw(weights, rng)
         if token_id == Tokenizer.EOS:
             break
         tokens.append(token_id)
     return tokenizer.decode(tokens)
 
 
-def draw(weights, total, rng):
-    """A random index, each i with probability weights[i] / total."""
-    r = rng.random() * total
+def draw(weights, rng):
+    """A random index, each i with probability weights[i] / sum(weights)."""
+    r = rng.random() * sum(weights)
     for i, w in enumerate(weights):
         r -= w
         if r < 0:
@@ -583,7 +584,6 @@ def main(argv=None):
 
 
 def run(args):
-    rng = random.Random(args.seed)
     if args.load:
         state_dict, tokenizer, config, adam_state = load_checkpoint(args.load)
         for name in SHAPE_FLAGS:
@@ -602,7 +602,7 @@ def run(args):
     # Data: needed to train, and to build the vocabulary of a new model.
     if num_steps or not args.load:
         path = args.input or default_input_path()
-        train_docs, val_docs = split_docs(load_docs(path), args.val_fraction, rng)
+        train_docs, val_docs = split_docs(load_docs(path), args.val_fraction, random.Random(args.seed))
         if not train_docs:
             raise InputError(f'--val_fraction {args.val_fraction} leaves no training documents')
         if not args.load:
@@ -611,8 +611,12 @@ def run(args):
         val_data = [encode_doc(tokenizer, doc, path) for doc in val_docs]
         print(f'{len(train_docs)} training and {len(val_docs)} validation documents from {path}, '
               f'vocabulary of {tokenizer.vocab_size} tokens')
-    if args.prompt:
+    try:
         tokenizer.encode(args.prompt)       # a bad prompt fails now, not after training
+    except InputError as e:
+        raise InputError(f'--prompt {args.prompt!r}: {e}')
+    if len(args.prompt) > config['block_size']:
+        raise InputError(f'--prompt has {len(args.prompt)} characters; at most --block_size {config["block_size"]} fit')
     if not args.load:
         state_dict = init_state_dict(tokenizer.vocab_size, config['n_embd'], config['n_layer'],
                                      config['block_size'], seed=args.seed)
@@ -631,6 +635,7 @@ def run(args):
         print(loss_curve(history))
     if args.num_samples:
         print(f'--- {args.num_samples} samples (temperature {args.temperature:g}) ---')
+    rng = random.Random(args.seed)          # the same model and seed sample the same documents
     for _ in range(args.num_samples):
         print(sample(state_dict, tokenizer, n_head, rng, args.temperature, args.prompt))
     if args.show_attention is not None:

@@ -1,0 +1,135 @@
+"""Training learns, the same seed repeats itself, and sampling obeys its rules."""
+import random
+import re
+import unittest
+
+import microgpt
+from tests import run_cli
+
+
+def val_losses(stdout):
+    return [float(x) for x in re.findall(r'\| val loss (\d+\.\d+)', stdout)]
+
+
+def without_timings(stdout):
+    return re.sub(r'\d+\.\d+ ms', 'ms', stdout)
+
+
+class TestTraining(unittest.TestCase):
+
+    def test_300_steps_on_names_drive_the_validation_loss_down(self):
+        result = run_cli('--num_steps', 300, '--eval_every', 300, '--num_samples', 0)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        start, end = val_losses(result.stdout)
+        # ln(28) = 3.33 is a uniform guess; after 300 steps the model must clearly beat its start
+        self.assertGreater(start, 3.0)
+        self.assertLess(end, start - 0.4, result.stdout[-2000:])
+        self.assertIn('step 300/300 | loss', result.stdout)
+
+    def test_the_same_seed_gives_the_same_losses_and_samples_in_two_processes(self):
+        args = ('--num_steps', 25, '--eval_every', 10, '--eval_docs', 20, '--num_samples', 5)
+        first, second = run_cli(*args), run_cli(*args)
+        other = run_cli(*args, '--seed', 7)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual(without_timings(first.stdout), without_timings(second.stdout))
+        self.assertNotEqual(without_timings(first.stdout), without_timings(other.stdout))
+        self.assertEqual(len(val_losses(first.stdout)), 4)     # steps 0, 10, 20 and the end
+
+    def test_progress_shows_step_loss_learning_rate_and_speed(self):
+        result = run_cli('--num_steps', 4, '--warmup_steps', 2, '--eval_docs', 3, '--num_samples', 0)
+        lines = [l for l in result.stdout.splitlines() if '| loss' in l]
+        self.assertEqual(len(lines), 4)
+        self.assertRegex(lines[0], r'^step 1/4 \| loss \d+\.\d{4} \| lr 5\.0e-03 \| \d+\.\d ms$')
+        self.assertIn('lr 1.0e-02', lines[1])        # warmup reaches the peak
+        self.assertIn('lr 5.0e-03', lines[3])        # then decays linearly to 0
+        self.assertIn('loss curve', result.stdout)
+
+    def test_learning_rate_schedule(self):
+        self.assertEqual([microgpt.lr_at(s, 4, 1.0, 0) for s in range(4)], [1.0, 0.75, 0.5, 0.25])
+        self.assertEqual([microgpt.lr_at(s, 6, 1.0, 2) for s in range(6)], [0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
+
+    def test_adam_step_follows_the_formula(self):
+        p = microgpt.Value(1.0)
+        adam = microgpt.Adam([p], weight_decay=0.1)
+        for t, grad in enumerate([0.5, -0.2], start=1):
+            p.grad = grad
+            before = p.data
+            adam.step(0.01)
+            m = (0.15 * 0.5 * 0.85 + 0.15 * -0.2) if t == 2 else 0.15 * 0.5
+            v = (0.01 * 0.25 * 0.99 + 0.01 * 0.04) if t == 2 else 0.01 * 0.25
+            want = before - 0.01 * (0.1 * before + (m / (1 - 0.85 ** t)) / ((v / (1 - 0.99 ** t)) ** 0.5 + 1e-8))
+            self.assertAlmostEqual(p.data, want, places=14)
+            self.assertEqual(p.grad, 0.0)
+
+
+def steered_model(eos_logit, vocab_size=5, n_embd=4, block_size=6):
+    """A model whose next-token scores are 0 for every token but <EOS>, which
+    scores eos_logit: all weights 0, except wpe = 1 (so x is all ones after
+    rmsnorm) and the <EOS> row of wte (its logit is that row's sum)."""
+    sd = microgpt.init_state_dict(vocab_size, n_embd, 1, block_size, std=0.0)
+    for row in sd['wpe']:
+        for p in row:
+            p.data = 1.0
+    for p in sd['wte'][microgpt.Tokenizer.EOS]:
+        p.data = eos_logit / n_embd
+    return sd
+
+
+class TestSampling(unittest.TestCase):
+    tokenizer = microgpt.Tokenizer('abc')
+
+    def test_stops_at_eos(self):
+        sd = steered_model(eos_logit=50.0)          # <EOS> is all but certain
+        rng = random.Random(0)
+        self.assertEqual([microgpt.sample(sd, self.tokenizer, 2, rng) for _ in range(5)], [''] * 5)
+
+    def test_stops_at_block_size(self):
+        sd = steered_model(eos_logit=-50.0)         # <EOS> never comes
+        rng = random.Random(0)
+        for _ in range(5):
+            text = microgpt.sample(sd, self.tokenizer, 2, rng)
+            self.assertEqual(len(text), 6)
+            self.assertLessEqual(set(text), set('abc'))
+
+    def test_every_sample_starts_with_the_prompt(self):
+        rng = random.Random(0)
+        self.assertEqual(microgpt.sample(steered_model(50.0), self.tokenizer, 2, rng, prompt='ca'), 'ca')
+        for _ in range(5):
+            text = microgpt.sample(steered_model(-50.0), self.tokenizer, 2, rng, prompt='cab')
+            self.assertTrue(text.startswith('cab'))
+            self.assertEqual(len(text), 6)
+
+    def test_a_prompt_of_block_size_characters_fits(self):
+        text = microgpt.sample(steered_model(-50.0), self.tokenizer, 2, random.Random(0), prompt='abcabc')
+        self.assertEqual(text, 'abcabc')
+
+    def test_prompt_on_the_command_line(self):
+        result = run_cli('--num_steps', 30, '--eval_docs', 0, '--num_samples', 5, '--prompt', 'mar')
+        self.assertEqual(result.returncode, 0, result.stderr)
+        samples = result.stdout.split('---\n')[-1].splitlines()
+        self.assertEqual(len(samples), 5)
+        self.assertTrue(all(s.startswith('mar') for s in samples), samples)
+
+    def test_temperature_sharpens_the_distribution(self):
+        # nearly zero temperature: always the most likely token; the first sample
+        # of a model that favours <EOS> by a margin is then empty every time
+        sd = steered_model(eos_logit=1.0)
+        rng = random.Random(0)
+        self.assertEqual({microgpt.sample(sd, self.tokenizer, 2, rng, temperature=1e-3) for _ in range(20)}, {''})
+
+
+class TestTokenizer(unittest.TestCase):
+
+    def test_special_tokens_then_sorted_characters(self):
+        tok = microgpt.Tokenizer('hello')
+        self.assertEqual((tok.BOS, tok.EOS, tok.vocab_size, tok.chars), (0, 1, 6, ['e', 'h', 'l', 'o']))
+        self.assertEqual(tok.encode('hole'), [3, 5, 4, 2])
+        self.assertEqual(tok.decode([0, 3, 5, 4, 2, 1]), 'hole')
+
+    def test_unknown_character_is_an_error_that_names_it(self):
+        with self.assertRaisesRegex(microgpt.InputError, "'z'"):
+            microgpt.Tokenizer('abc').encode('abz')
+
+
+if __name__ == '__main__':
+    unittest.main()
