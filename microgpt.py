@@ -625,6 +625,7 @@ def run(args):
     adam = Adam(params, weight_decay=args.weight_decay)
     if args.load:
         adam.m, adam.v, adam.t = adam_state
+        print(f'loaded {args.load}: trained for {adam.t} steps so far')
 
     if args.bench:
         return bench(state_dict, adam, train_data, n_head, num_steps, args.learning_rate, config)
@@ -633,8 +634,12 @@ def run(args):
         history = train(state_dict, adam, train_data, val_data, n_head, num_steps, args.learning_rate,
                         args.warmup_steps, args.eval_every, args.eval_docs, save, args.save_every)
         print(loss_curve(history))
+    elif save:
+        save()
+    if save:
+        print(f'saved checkpoint {args.save} (step {adam.t})')
     if args.num_samples:
-        print(f'--- {args.num_samples} samples (temperature {args.temperature:g}) ---')
+        print(f'--- {args.num_samples} sample{"s" if args.num_samples > 1 else ""} (temperature {args.temperature:g}) ---')
     rng = random.Random(args.seed)          # the same model and seed sample the same documents
     for _ in range(args.num_samples):
         print(sample(state_dict, tokenizer, n_head, rng, args.temperature, args.prompt))
@@ -724,23 +729,30 @@ def finite(x):
 # --- Loss curve: drawn with plain characters --------------------------------------
 
 def loss_curve(history, width=60, height=10):
-    """Training loss (*, averaged per column) and validation loss (o) against step."""
-    train_losses, val = history['train'], history['val']
-    if not train_losses:
+    """The losses against the step, drawn with characters: o is the validation
+    loss; * the training loss, as a running mean over the last tenth of the steps
+    (one document's loss alone jumps around too much to see a trend)."""
+    train_losses, n = history['train'], len(history['train'])
+    if not n:
         return ''
-    n = len(train_losses)
-    columns = [train_losses[c * n // width:max((c + 1) * n // width, c * n // width + 1)] for c in range(min(width, n))]
-    points = [(c, sum(col) / len(col), '*') for c, col in enumerate(columns)]
-    points += [(min(step * len(columns) // n, len(columns) - 1), loss, 'o') for step, loss in val]
-    lo, hi = min(y for _, y, _ in points), max(y for _, y, _ in points)
-    grid = [[' '] * len(columns) for _ in range(height)]
-    for c, y, mark in points:
-        row = round((hi - y) / (hi - lo or 1.0) * (height - 1))
-        grid[row][c] = mark
-    lines = [f'{hi - r * (hi - lo) / (height - 1):6.2f} |' + ''.join(row) for r, row in enumerate(grid)]
-    lines.append(' ' * 7 + '+' + '-' * len(columns))
-    lines.append(' ' * 8 + f'step 0{" " * (len(columns) - 6 - len(str(n)))}{n}')
-    return 'loss curve (* train, o validation)\n' + '\n'.join(lines)
+    width = min(width, n)
+    window = max(1, n // 10)
+    points = []                                          # (column, loss, mark)
+    for column in range(width):
+        end = (column + 1) * n // width                  # steps done at this column
+        recent = train_losses[max(0, end - window):end]
+        points.append((column, sum(recent) / len(recent), '*'))
+    points += [(min(step * width // n, width - 1), loss, 'o') for step, loss in history['val']]
+    lo, hi = min(p[1] for p in points), max(p[1] for p in points)
+    grid = [[' '] * width for _ in range(height)]
+    for column, loss, mark in points:
+        grid[round((hi - loss) / (hi - lo or 1.0) * (height - 1))][column] = mark
+    lines = ['loss curve (* train, o validation)']
+    lines += [f'{hi - r * (hi - lo) / (height - 1):6.2f} |' + ''.join(row) for r, row in enumerate(grid)]
+    lines.append('       +' + '-' * width)
+    last = f'{n} steps'
+    lines.append('        0' + last.rjust(max(width - 1, len(last) + 1)))
+    return '\n'.join(lines)
 
 
 # --- Attention maps: what each head looks at ----------------------------------------
