@@ -576,6 +576,8 @@ def main(argv=None):
     """Run microgpt with command-line flags: main() reads sys.argv, main([...]) a list."""
     if argv is None:
         argv = [] if 'ipykernel' in sys.modules else sys.argv[1:]   # a notebook's argv is the kernel's
+    if hasattr(sys.stdout, 'reconfigure'):   # print any document, even where the console's encoding lacks a character
+        sys.stdout.reconfigure(errors='backslashreplace')
     try:
         run(parse_args(argv))
     except InputError as e:
@@ -611,12 +613,16 @@ def run(args):
         val_data = [encode_doc(tokenizer, doc, path) for doc in val_docs]
         print(f'{len(train_docs)} training and {len(val_docs)} validation documents from {path}, '
               f'vocabulary of {tokenizer.vocab_size} tokens')
-    try:
-        tokenizer.encode(args.prompt)       # a bad prompt fails now, not after training
-    except InputError as e:
-        raise InputError(f'--prompt {args.prompt!r}: {e}')
-    if len(args.prompt) > config['block_size']:
-        raise InputError(f'--prompt has {len(args.prompt)} characters; at most --block_size {config["block_size"]} fit')
+    # Check the texts to sample from and to look at now, not after training.
+    block_size = config['block_size']
+    for flag, text, most in (('--prompt', args.prompt, block_size),
+                             ('--show_attention', args.show_attention or '', block_size - 1)):
+        try:
+            tokenizer.encode(text)
+        except InputError as e:
+            raise InputError(f'{flag} {text!r}: {e}')
+        if len(text) > most:
+            raise InputError(f'{flag} has {len(text)} characters; at most {most} fit in --block_size {block_size}')
     if not args.load:
         state_dict = init_state_dict(tokenizer.vocab_size, config['n_embd'], config['n_layer'],
                                      config['block_size'], seed=args.seed)
@@ -763,7 +769,7 @@ def attention_maps(state_dict, tokenizer, n_head, text):
     block_size = len(state_dict['wpe'])
     tokens = [Tokenizer.BOS] + tokenizer.encode(text)
     if len(tokens) > block_size:
-        raise InputError(f'--show_attention text has {len(text)} characters; at most {block_size - 1} fit')
+        raise InputError(f'the text has {len(text)} characters; at most {block_size - 1} fit in block_size')
     n_layer = n_layer_of(state_dict)
     keys, values, weights = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], []
     for pos, token_id in enumerate(tokens):
