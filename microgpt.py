@@ -640,6 +640,7 @@ def run(args):
         history = train(state_dict, adam, train_data, val_data, n_head, num_steps, args.learning_rate,
                         args.warmup_steps, args.eval_every, args.eval_docs, save, args.save_every)
         print(loss_curve(history))
+        print(summary(history))
     elif save:
         save()
     if save:
@@ -759,6 +760,17 @@ def loss_curve(history, width=60, height=10):
     last = f'{n} steps'
     lines.append('        0' + last.rjust(max(width - 1, len(last) + 1)))
     return '\n'.join(lines)
+
+
+def summary(history):
+    """One line: the final training loss (a mean over the last tenth of the steps,
+    as one document's loss is noisy), the final validation loss, the speed."""
+    losses, ms = history['train'], history['ms']
+    recent = losses[-max(1, len(losses) // 10):]
+    line = f'after {len(losses)} steps: train loss {sum(recent) / len(recent):.4f} (mean of the last {len(recent)})'
+    if history['val']:
+        line += f', val loss {history["val"][-1][1]:.4f}'
+    return line + f', {statistics.median(ms):.1f} ms per step (median)'
 
 
 # --- Attention maps: what each head looks at ----------------------------------------
