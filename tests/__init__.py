@@ -33,3 +33,17 @@ def random_weights(state_dict, seed, scale=0.5):
 def weights_of(state_dict):
     """{name: rows of floats}: the numbers of a state_dict."""
     return {name: [[p.data for p in row] for row in matrix] for name, matrix in state_dict.items()}
+
+
+# A second dataset, made here rather than shipped: city names in several
+# scripts (Greek, Cyrillic, Latin with accents), to show that any UTF-8 text
+# file with one document per line works.  python -c "import tests; tests.write_cities('cities.txt')"
+CITIES = ['Αθήνα', 'Θεσσαλονίκη', 'Πάτρα', 'Ηράκλειο', 'Λάρισα', 'Βόλος', 'Ιωάννινα', 'Χανιά',
+          'Москва', 'Київ', 'Минск', 'Новосибирск', 'Екатеринбург', 'Казань', 'Львів', 'Одеса',
+          'São Paulo', 'Zürich', 'Kraków', 'Malmö', 'Besançon', 'Reykjavík', 'Łódź', 'İstanbul',
+          'Ñuñoa', 'Göteborg', 'Århus', 'Düsseldorf', 'Gdańsk', 'Brașov', 'Plzeň', 'Košice']
+
+
+def write_cities(path, copies=3):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(CITIES * copies) + '\n')

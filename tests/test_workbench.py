@@ -11,7 +11,7 @@ import time
 import unittest
 
 import microgpt
-from tests import ROOT, SCRIPT, run_cli
+from tests import CITIES, ROOT, SCRIPT, run_cli, write_cities
 
 SHORT = ('--num_steps', 20, '--eval_every', 10, '--eval_docs', 20)
 
@@ -174,17 +174,13 @@ class TestCtrlC(unittest.TestCase):
 class TestAnyDataset(unittest.TestCase):
 
     def test_trains_on_a_file_of_its_own_in_any_script(self):
-        # a second dataset made here: city names in Greek, Cyrillic, Latin with accents
-        cities = ['Αθήνα', 'Θεσσαλονίκη', 'Πάτρα', 'Ηράκλειο', 'Москва', 'Київ', 'Минск', 'São Paulo',
-                  'Zürich', 'Kraków', 'Malmö', 'Besançon', 'Reykjavík', 'Łódź', 'İstanbul', 'Ñuñoa']
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, 'cities.txt')
-            with open(path, 'w', encoding='utf-8') as f:
-                f.write('\n'.join(cities * 4) + '\n')
+            write_cities(path)
             result = run_cli('--input', path, '--num_steps', 30, '--eval_docs', 5, '--num_samples', 10,
                              '--val_fraction', 0.1)
         self.assertEqual(result.returncode, 0, result.stderr)
-        chars = set(''.join(cities))
+        chars = set(''.join(CITIES))
         self.assertIn(f'vocabulary of {len(chars) + 2} tokens', result.stdout)
         samples = samples_of(result.stdout)
         self.assertEqual(len(samples), 10)
