@@ -521,27 +521,33 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parse_args(argv):
     p = ArgumentParser(description='Train a tiny GPT on a list of documents, then sample new ones.')
-    p.add_argument('--input', default=None, help='text file, one document per line (default: names.txt)')
-    p.add_argument('--val_fraction', type=float, default=0.1, help='share of documents held out for validation')
-    p.add_argument('--n_embd', type=int, help='width of the residual stream (default 16)')
-    p.add_argument('--n_head', type=int, help='attention heads per layer (default 4)')
-    p.add_argument('--n_layer', type=int, help='transformer layers (default 1)')
-    p.add_argument('--block_size', type=int, help='longest context in tokens (default 16)')
-    p.add_argument('--num_steps', type=int, help='training steps, one document each (default 1000; 100 with --bench)')
-    p.add_argument('--learning_rate', type=float, default=1e-2, help='peak Adam learning rate')
-    p.add_argument('--warmup_steps', type=int, default=0, help='steps of linear learning-rate warmup')
-    p.add_argument('--weight_decay', type=float, default=0.0, help='decoupled weight decay (AdamW)')
-    p.add_argument('--eval_every', type=int, default=200, help='steps between validation losses')
-    p.add_argument('--eval_docs', type=int, default=300, help='validation documents per evaluation (0: none)')
-    p.add_argument('--seed', type=int, default=42, help='random seed: same seed, same losses and samples')
-    p.add_argument('--num_samples', type=int, default=20, help='documents to sample after training')
-    p.add_argument('--temperature', type=float, default=1.0, help='sampling temperature, > 0')
-    p.add_argument('--prompt', default='', help='every sample starts with this text')
-    p.add_argument('--save', metavar='PATH', help='write a checkpoint here (JSON) during and after training')
-    p.add_argument('--save_every', type=int, default=100, help='steps between checkpoints (0: only at the end)')
-    p.add_argument('--load', metavar='PATH', help='start from this checkpoint: weights, vocabulary, Adam state')
-    p.add_argument('--show_attention', metavar='TEXT', help='draw each head\'s attention over TEXT')
-    p.add_argument('--bench', action='store_true', help='time the training steps; no sampling')
+    flag = p.add_argument
+    # data
+    flag('--input', help='text file, one document per line (default: names.txt)')
+    flag('--val_fraction', type=float, default=0.1, help='share of documents held out for validation (default 0.1)')
+    # model shape: None means the default, or the checkpoint's with --load
+    flag('--n_embd', type=int, help='width of the residual stream (default 16)')
+    flag('--n_head', type=int, help='attention heads per layer (default 4)')
+    flag('--n_layer', type=int, help='transformer layers (default 1)')
+    flag('--block_size', type=int, help='longest context in tokens (default 16)')
+    # training
+    flag('--num_steps', type=int, help='training steps, one document each (default 1000; 100 with --bench)')
+    flag('--learning_rate', type=float, default=1e-2, help='peak Adam learning rate (default 0.01)')
+    flag('--warmup_steps', type=int, default=0, help='steps of linear learning-rate warmup (default 0)')
+    flag('--weight_decay', type=float, default=0.0, help='decoupled weight decay, as AdamW (default 0)')
+    flag('--eval_every', type=int, default=200, help='steps between validation losses (default 200)')
+    flag('--eval_docs', type=int, default=300, help='validation documents per evaluation (default 300; 0: none)')
+    flag('--seed', type=int, default=42, help='random seed: same seed, same losses and samples (default 42)')
+    # sampling
+    flag('--num_samples', type=int, default=20, help='documents to sample after training (default 20)')
+    flag('--temperature', type=float, default=1.0, help='sampling temperature, > 0 (default 1)')
+    flag('--prompt', default='', help='every sample starts with this text')
+    # tools (appendix)
+    flag('--save', metavar='PATH', help='write a checkpoint here (JSON) during and after training')
+    flag('--save_every', type=int, default=100, help='steps between checkpoints (default 100; 0: only at the end)')
+    flag('--load', metavar='PATH', help='start from this checkpoint: weights, vocabulary, Adam state')
+    flag('--show_attention', metavar='TEXT', help='draw each head\'s attention over TEXT')
+    flag('--bench', action='store_true', help='time the training steps; no sampling')
     args = p.parse_args(argv)
     check_args(args)
     return args
@@ -646,7 +652,8 @@ def run(args):
     if save:
         print(f'saved checkpoint {args.save} (step {adam.t})')
     if args.num_samples:
-        print(f'--- {args.num_samples} sample{"s" if args.num_samples > 1 else ""} (temperature {args.temperature:g}) ---')
+        plural = 's' if args.num_samples > 1 else ''
+        print(f'--- {args.num_samples} sample{plural} (temperature {args.temperature:g}) ---')
     rng = random.Random(args.seed)          # the same model and seed sample the same documents
     for _ in range(args.num_samples):
         print(sample(state_dict, tokenizer, n_head, rng, args.temperature, args.prompt))
@@ -663,7 +670,8 @@ def encode_doc(tokenizer, doc, path):
 
 
 # =============================================================================
-# Appendix: tools around the algorithm. Nothing above depends on them.
+# Appendix: tools around the algorithm. The algorithm above never uses them;
+# only the command line (section 8) calls them, for the flags that ask for them.
 # =============================================================================
 
 # --- Checkpoints: a JSON file (readable, and safe to load, unlike pickle) ------
@@ -788,7 +796,7 @@ def attention_maps(state_dict, tokenizer, n_head, text):
         gpt(token_id, pos, keys, values, state_dict, n_head, weights)
     # weights holds, position by position, layer by layer, one list per head
     labels = '^' + text                     # ^ stands for <BOS>
-    shades = ' .:-=+*#%@'
+    shades = ' .:-=+*#%@'                   # weight 0 to 0.1 is ' ', ..., 0.9 to 1 is '@'
     out = [f'attention over {text!r} (^ is <BOS>; rows read, columns are read; darker = more weight)']
     for layer in range(n_layer):
         for head in range(n_head):
@@ -796,7 +804,7 @@ def attention_maps(state_dict, tokenizer, n_head, text):
             out.append('   ' + labels)
             for pos in range(len(tokens)):
                 row = weights[(pos * n_layer + layer) * n_head + head]
-                out.append(f' {labels[pos]} ' + ''.join(shades[min(int(w * len(shades)), len(shades) - 1)] for w in row))
+                out.append(f' {labels[pos]} ' + ''.join(shades[min(int(w * 10), 9)] for w in row))
     return '\n'.join(out)
 
 
