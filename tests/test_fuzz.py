@@ -14,8 +14,9 @@ from tests import SCRIPT
 
 try:
     from hypothesis import HealthCheck, given, settings, strategies as st
-except ImportError:
+except ImportError:                      # the tests below are skipped; their decorators do nothing
     st = None
+    given = settings = lambda *args, **kwargs: (lambda test: test)
 
 TIMEOUT = 120          # seconds for one run of the command line; a hang fails the test
 
@@ -26,6 +27,18 @@ def run_in(folder, args):
                               encoding='utf-8', errors='replace', timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         raise AssertionError(f'microgpt {args} did not finish in {TIMEOUT} s')
+
+
+def run_with_file(data, flag, *args):
+    """Write data (bytes) to a file in a new folder and run microgpt there with
+    `flag FILE args`; return the result and the file's bytes afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'file')
+        with open(path, 'wb') as f:
+            f.write(data)
+        result = run_in(tmp, [flag, path] + list(args))
+        with open(path, 'rb') as f:
+            return result, f.read()
 
 
 if st is not None:
@@ -59,15 +72,14 @@ if st is not None:
     documents = st.lists(st.one_of(st.text(max_size=20), st.just(''),
                                    st.text(st.characters(max_codepoint=0x3ff), min_size=500, max_size=5000)),
                          max_size=30)
+    file_bytes, checkpoint_bytes = st.binary(max_size=2000), st.binary(max_size=300)
+    texts = st.text()
+    logit_lists = st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=8)
+    # each example starts a process: bound their number, and let them take their time
+    CLI_SETTINGS = dict(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
 else:
-    def given(*a, **k):
-        return lambda f: f
-    settings = given
-    flag_lists = documents = None
-    HealthCheck = None
-
-
-SETTINGS = dict(deadline=None, max_examples=25, suppress_health_check=list(HealthCheck or []) if HealthCheck else [])
+    flag_lists = documents = file_bytes = checkpoint_bytes = texts = logit_lists = None
+    CLI_SETTINGS = {}
 
 
 @unittest.skipIf(st is None, 'hypothesis is not installed (pip install hypothesis)')
@@ -82,7 +94,7 @@ class TestHostileInput(unittest.TestCase):
             self.assertTrue(lines[0].startswith('error: '), f'{what}: {lines[0]}')
             self.assertGreater(len(lines[0]), len('error: ') + 5)
 
-    @settings(**SETTINGS)
+    @settings(**CLI_SETTINGS)
     @given(flag_lists)
     def test_random_flag_values(self, flags):
         args = ['--num_steps', '2', '--eval_docs', '2', '--num_samples', '2']
@@ -91,45 +103,31 @@ class TestHostileInput(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             self.assert_ran_or_one_line_error(run_in(tmp, args), args)
 
-    @settings(**SETTINGS)
-    @given(st.binary(max_size=2000) if st else None)
+    @settings(**CLI_SETTINGS)
+    @given(file_bytes)
     def test_random_bytes_as_the_input_file(self, data):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, 'data.txt')
-            with open(path, 'wb') as f:
-                f.write(data)
-            args = ['--input', path, '--num_steps', '2', '--eval_docs', '2', '--num_samples', '2']
-            self.assert_ran_or_one_line_error(run_in(tmp, args), data[:100])
+        result, _ = run_with_file(data, '--input', '--num_steps', '2', '--eval_docs', '2', '--num_samples', '2')
+        self.assert_ran_or_one_line_error(result, data[:100])
 
-    @settings(**SETTINGS)
+    @settings(**CLI_SETTINGS)
     @given(documents)
     def test_random_unicode_documents_empty_and_very_long_lines(self, docs):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, 'data.txt')
-            with open(path, 'w', encoding='utf-8', newline='') as f:
-                f.write('\n'.join(docs))
-            args = ['--input', path, '--num_steps', '2', '--eval_docs', '2', '--num_samples', '2',
-                    '--block_size', '8']
-            result = run_in(tmp, args)
-            self.assert_ran_or_one_line_error(result, docs[:3])
-            if not any(d.strip() for d in docs):
-                self.assertEqual(result.returncode, 2)      # nothing to learn from
+        result, _ = run_with_file('\n'.join(docs).encode('utf-8'), '--input', '--num_steps', '2',
+                                  '--eval_docs', '2', '--num_samples', '2', '--block_size', '8')
+        self.assert_ran_or_one_line_error(result, docs[:3])
+        if not any(d.strip() for d in docs):
+            self.assertEqual(result.returncode, 2)          # nothing to learn from
 
-    @settings(**SETTINGS)
-    @given(st.binary(max_size=300) if st else None)
+    @settings(**CLI_SETTINGS)
+    @given(checkpoint_bytes)
     def test_random_bytes_as_a_checkpoint(self, data):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, 'ck.json')
-            with open(path, 'wb') as f:
-                f.write(data)
-            result = run_in(tmp, ['--load', path, '--num_steps', '1', '--num_samples', '1'])
-            self.assert_ran_or_one_line_error(result, data[:100])
-            self.assertEqual(result.returncode, 2)
-            with open(path, 'rb') as f:
-                self.assertEqual(f.read(), data)            # a bad checkpoint is never overwritten
+        result, after = run_with_file(data, '--load', '--num_steps', '1', '--num_samples', '1', '--save', 'x.json')
+        self.assert_ran_or_one_line_error(result, data[:100])
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(after, data)                       # a bad checkpoint is never overwritten
 
     @settings(deadline=None, max_examples=200)
-    @given(st.text() if st else None, st.text() if st else None)
+    @given(texts, texts)
     def test_tokenizer_round_trips_or_names_the_unknown_character(self, vocabulary, text):
         tok = microgpt.Tokenizer(vocabulary)
         self.assertEqual(tok.decode([tok.BOS] + tok.encode(vocabulary) + [tok.EOS]), vocabulary)
@@ -143,7 +141,7 @@ class TestHostileInput(unittest.TestCase):
             self.assertEqual(tok.decode(tok.encode(text)), text)
 
     @settings(deadline=None, max_examples=100)
-    @given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=8) if st else None)
+    @given(logit_lists)
     def test_huge_logits_never_raise(self, zs):
         logits = [microgpt.Value(z) for z in zs]
         loss = microgpt.cross_entropy(logits, 0)
