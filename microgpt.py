@@ -574,8 +574,6 @@ def check_args(args):
         fail(f'--val_fraction must be at least 0 and below 1, not {args.val_fraction}')
     if args.bench and args.num_steps == 0:
         fail('--bench needs --num_steps 1 or more')
-    if args.n_embd and args.n_head and args.n_embd % args.n_head:
-        fail(f'--n_embd {args.n_embd} is not divisible by --n_head {args.n_head}')
 
 
 def main(argv=None):
@@ -589,9 +587,13 @@ def main(argv=None):
     except InputError as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:               # Ctrl-C outside training (or twice): stop at once
+        print('\ninterrupted', file=sys.stderr)
+        sys.exit(130)
 
 
 def run(args):
+    """Build or load the model, train it, then sample and show what was asked for."""
     if args.load:
         state_dict, tokenizer, config, adam_state = load_checkpoint(args.load)
         for name in SHAPE_FLAGS:
