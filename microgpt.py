@@ -378,7 +378,7 @@ def train(state_dict, adam, train_data, val_data, n_head, num_steps, learning_ra
     train_data, val_data: documents as token lists. Each step takes the next
     training document; adam.t counts the steps across runs, so a resumed run goes
     on where the last one stopped. Every eval_every steps and at the end, print
-    the mean loss of the first eval_docs validation documents. save(step), if
+    the mean loss of the first eval_docs validation documents. save(), if
     given, is called every save_every steps and at the end. Ctrl-C stops after
     the current step."""
     history = {'train': [], 'val': [], 'ms': []}    # loss per step; (step, val loss); ms per step
@@ -397,8 +397,8 @@ def train(state_dict, adam, train_data, val_data, n_head, num_steps, learning_ra
         signal.signal(signal.SIGINT, signal.default_int_handler)   # a second Ctrl-C stops at once
     # The graph of one step is tens of thousands of short-lived Values with no
     # reference cycles: reference counting frees them all. Python's cyclic garbage
-    # collector would only scan them again and again (most of a step's time), so
-    # it is paused while training.
+    # collector would still scan them again and again, for nothing (about 15% of
+    # a step's time), so it is paused while training.
     gc_was_enabled = gc.isenabled()
     if sys.implementation.name == 'cpython':   # (PyPy has no reference counting: its collector must run)
         gc.disable()
@@ -438,6 +438,8 @@ def train(state_dict, adam, train_data, val_data, n_head, num_steps, learning_ra
 def catch_ctrl_c(handler):
     # Install handler for Ctrl-C (SIGINT) and return the old one. Only the main
     # thread may do this; elsewhere Ctrl-C keeps its usual meaning.
+    if handler is None:                 # (no old handler to put back)
+        return None
     try:
         return signal.signal(signal.SIGINT, handler)
     except ValueError:
@@ -472,7 +474,8 @@ class Progress:
 # 7. Sampling
 # To write a new document, start from <BOS>, ask the model for the next token's
 # probabilities, draw one, feed it back in, and repeat until <EOS>.
-# temperature < 1 makes the model bolder about its favourites; > 1, more random.
+# Temperature divides the logits first: below 1 the model keeps closer to its
+# favourite tokens, above 1 it takes more chances.
 
 def sample(state_dict, tokenizer, n_head, rng, temperature=1.0, prompt=''):
     """One new document that starts with prompt; at most block_size characters."""
