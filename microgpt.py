@@ -385,9 +385,16 @@ def train(state_dict, adam, train_data, val_data, n_head, num_steps, learning_ra
     eval_data = val_data[:eval_docs]
     progress = Progress(in_place=sys.stdout.isatty() or 'ipykernel' in sys.modules)
 
+    def stop_if_diverged(loss, what, step):
+        if not math.isfinite(loss):
+            progress.end()
+            raise InputError(f'the {what} became {loss} at step {step}; '
+                             f'try a smaller --learning_rate than {learning_rate:g}')
+
     def report_val(step):
         if eval_data:
             loss = evaluate(state_dict, eval_data, n_head)
+            stop_if_diverged(loss, 'validation loss', step)
             history['val'].append((step, loss))
             progress.line(f'step {step}/{num_steps} | val loss {loss:.4f} ({len(eval_data)} docs)')
 
@@ -409,10 +416,7 @@ def train(state_dict, adam, train_data, val_data, n_head, num_steps, learning_ra
             t0 = time.perf_counter()
             lr = lr_at(step, num_steps, learning_rate, warmup_steps)
             loss = doc_loss(train_data[adam.t % len(train_data)], state_dict, n_head)
-            if not math.isfinite(loss.data):
-                progress.end()
-                raise InputError(f'the loss became {loss.data} at step {step + 1}; '
-                                 f'try a smaller --learning_rate than {learning_rate:g}')
+            stop_if_diverged(loss.data, 'loss', step + 1)
             loss.backward()
             adam.step(lr)
             ms = (time.perf_counter() - t0) * 1000

@@ -119,6 +119,15 @@ class TestBadInput(unittest.TestCase):
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stderr.strip().splitlines(), ['error: --num_steps must be at least 0, not -5'])
 
+    def test_a_diverged_validation_loss_stops_with_a_message_naming_the_step(self):
+        # found by the fuzz test: two steps at this rate leave the training loss
+        # finite but the validation loss NaN, which once crashed the loss curve
+        result = run_cli('--num_steps', 2, '--eval_docs', 2, '--num_samples', 2,
+                         '--learning_rate', '2.279140853751069e+102')
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(result.stderr.strip(), 'error: the validation loss became nan at step 2; '
+                                                'try a smaller --learning_rate than 2.27914e+102')
+
     def test_a_diverging_loss_stops_with_a_message_naming_the_step(self):
         # a huge learning rate: no OverflowError or math domain error, but a clear stop
         result = run_cli('--learning_rate', '1e300', '--num_steps', 50, '--num_samples', 2, '--eval_docs', 2)

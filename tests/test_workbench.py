@@ -194,7 +194,7 @@ class TestProgress(unittest.TestCase):
         import pty
         leader, follower = pty.openpty()
         proc = subprocess.Popen([sys.executable, SCRIPT, '--num_steps', '5', '--eval_docs', '3', '--num_samples', '1'],
-                                stdout=follower, stderr=subprocess.PIPE, cwd=ROOT)
+                                stdout=follower, stderr=subprocess.DEVNULL, cwd=ROOT)
         os.close(follower)
         out = b''
         try:
