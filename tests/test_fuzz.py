@@ -12,6 +12,8 @@ import unittest
 import microgpt
 from tests import SCRIPT
 
+# hypothesis keeps caches in a folder: put it in the temporary directory, not the checkout
+os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gettempdir(), 'microgpt-hypothesis'))
 try:
     from hypothesis import HealthCheck, given, settings, strategies as st
 except ImportError:                      # the tests below are skipped; their decorators do nothing
@@ -75,8 +77,9 @@ if st is not None:
     file_bytes, checkpoint_bytes = st.binary(max_size=2000), st.binary(max_size=300)
     texts = st.text()
     logit_lists = st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=8)
-    # each example starts a process: bound their number, and let them take their time
-    CLI_SETTINGS = dict(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+    # each example starts a process: bound their number, and let them take their
+    # time; database=None: leave no .hypothesis folder in the checkout
+    CLI_SETTINGS = dict(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow], database=None)
 else:
     flag_lists = documents = file_bytes = checkpoint_bytes = texts = logit_lists = None
     CLI_SETTINGS = {}
@@ -126,7 +129,7 @@ class TestHostileInput(unittest.TestCase):
         self.assertEqual(result.returncode, 2)
         self.assertEqual(after, data)                       # a bad checkpoint is never overwritten
 
-    @settings(deadline=None, max_examples=200)
+    @settings(deadline=None, max_examples=200, database=None)
     @given(texts, texts)
     def test_tokenizer_round_trips_or_names_the_unknown_character(self, vocabulary, text):
         tok = microgpt.Tokenizer(vocabulary)
@@ -140,7 +143,7 @@ class TestHostileInput(unittest.TestCase):
         else:
             self.assertEqual(tok.decode(tok.encode(text)), text)
 
-    @settings(deadline=None, max_examples=100)
+    @settings(deadline=None, max_examples=100, database=None)
     @given(logit_lists)
     def test_huge_logits_never_raise(self, zs):
         logits = [microgpt.Value(z) for z in zs]
