@@ -111,6 +111,13 @@ class TestFusedOps(unittest.TestCase):
             return y[0] * 1.5 + y[1] * -0.5
         check_op(self, f, self.xs)
 
+    def test_squared_relu(self):
+        for x in (1.7, -0.4):
+            with self.subTest(x=x):
+                out = check_op(self, microgpt.squared_relu, [x])
+                plain = Value(x).relu() ** 2
+                self.assertEqual(out.data, plain.data)
+
     def test_softmax(self):
         z = self.xs[:4]
         exps = [math.exp(x) for x in z]
