@@ -3,13 +3,18 @@
     python tests/bench_speed.py [--rounds 3] [--n_layer 1] [--n_embd 16]
 
 Times the same training steps (same documents, same starting weights, same Adam
-update) built two ways, back to back, in alternating rounds so that a noisy
-machine slows both alike:
-  microgpt   microgpt.doc_loss + backward + microgpt.Adam, as `python microgpt.py` trains
-  reference  tests/reference.py: one node per binary op, recursive topological
-             sort, Python's garbage collector left on, as tutorials write it
-It prints the median ms per step of each and their ratio. Not a unit test (its
-name does not start with test_): timings belong in a benchmark, not in asserts.
+update) built three ways, back to back, in alternating rounds so that a noisy
+machine slows all alike:
+  microgpt       microgpt.doc_loss + backward + microgpt.Adam, as `python microgpt.py` trains
+  straightforward  tests/reference.py's RefValue: one node per binary op, a closure
+                 per node for its backward step, no __slots__, a recursive
+                 topological sort, the garbage collector left on: the engine
+                 as tutorials (micrograd) write it
+  tuned binary   tests/reference.py's SlotValue: the same, with __slots__ and local
+                 derivatives stored instead of closures: still one node per op
+It prints the median ms per step of each and microgpt's speed-up over each. Not
+a unit test (its name does not start with test_): timings belong in a
+benchmark, not in asserts.
 """
 import argparse
 import gc
@@ -25,7 +30,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import microgpt                                   # noqa: E402
-from reference import ref_doc_loss, to_ref        # noqa: E402
+from reference import RefValue, SlotValue, ref_doc_loss, to_ref        # noqa: E402
 
 
 def microgpt_steps(state_dict, adam, docs, n_head):
@@ -80,20 +85,24 @@ def main():
     tokenizer = microgpt.Tokenizer(''.join(docs))
     data = [[0] + tokenizer.encode(doc) + [1] for doc in docs]
     state_dict = microgpt.init_state_dict(tokenizer.vocab_size, args.n_embd, args.n_layer, args.block_size)
-    ref_sd = to_ref({name: [[p.data for p in row] for row in matrix] for name, matrix in state_dict.items()})
+    weights = {name: [[p.data for p in row] for row in matrix] for name, matrix in state_dict.items()}
+    references = {'straightforward': to_ref(weights, RefValue), 'tuned binary': to_ref(weights, SlotValue)}
     adam = microgpt.Adam(microgpt.parameters(state_dict))
 
-    ours, ref = [], []
+    times = {'microgpt': [], 'straightforward': [], 'tuned binary': []}
     for r in range(args.rounds):
         start = r * args.steps
-        ref += reference_steps(ref_sd, data[start:start + args.ref_steps], args.n_head)
-        ours += microgpt_steps(state_dict, adam, data[start:start + args.steps], args.n_head)
+        for name, ref_sd in references.items():
+            times[name] += reference_steps(ref_sd, data[start:start + args.ref_steps], args.n_head)
+        times['microgpt'] += microgpt_steps(state_dict, adam, data[start:start + args.steps], args.n_head)
     impl = f'{sys.implementation.name} {".".join(map(str, sys.version_info[:3]))}'
     print(f'{impl}, n_embd {args.n_embd}, n_head {args.n_head}, n_layer {args.n_layer}, '
           f'block_size {args.block_size}, {args.rounds} alternating rounds')
-    print(f'reference: median {statistics.median(ref):8.2f} ms per step ({len(ref)} steps)')
-    print(f'microgpt:  median {statistics.median(ours):8.2f} ms per step ({len(ours)} steps)')
-    print(f'ratio:     {statistics.median(ref) / statistics.median(ours):.1f}x faster')
+    ours = statistics.median(times['microgpt'])
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        speedup = '' if name == 'microgpt' else f'  microgpt is {median / ours:.1f}x faster'
+        print(f'{name + ":":17} median {median:8.2f} ms per step ({len(ts)} steps){speedup}')
 
 
 if __name__ == '__main__':

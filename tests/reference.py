@@ -1,43 +1,96 @@
 """The straightforward reference: the same GPT built only from binary Value ops.
 
-An independent implementation for the tests (and for tests/bench_speed.py): a
-plain scalar autograd engine with one node per +, *, exp, ... and a recursive
-topological sort, as most from-scratch tutorials write it, and the model of
-microgpt.py written out op by op with no fused nodes. It shares no code with
-microgpt.py, so agreeing with it means something.
+An independent implementation for the tests and for tests/bench_speed.py. It
+shares no code with microgpt.py, so agreeing with it means something.
+
+RefValue is the scalar autograd engine as most from-scratch tutorials write it
+(micrograd's engine.py): one node per +, *, **, exp, ...; each node's backward
+step is a closure made in the forward pass; a plain class (no __slots__); a
+recursive topological sort. SlotValue is the same engine tuned the easy ways
+(__slots__, local derivatives stored instead of closures), still one node per
+binary op: tests/bench_speed.py times both, to show what fused nodes add.
+The model below is microgpt.py's, written out op by op, with no fused nodes.
 """
 import math
 import sys
 
 
-class RefValue:
-    __slots__ = ('data', 'grad', '_children', '_local_grads')
+def topological_sort(root, children_of):
+    topo, visited = [], set()
 
-    def __init__(self, data, children=(), local_grads=()):
+    def build_topo(v):
+        if v not in visited:
+            visited.add(v)
+            for child in children_of(v):
+                build_topo(child)
+            topo.append(v)
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 100000))
+    try:
+        build_topo(root)
+    finally:
+        sys.setrecursionlimit(old_limit)
+    return topo
+
+
+class RefValue:
+    def __init__(self, data, _children=()):
         self.data = data
         self.grad = 0.0
-        self._children = children
-        self._local_grads = local_grads
+        self._backward = lambda: None
+        self._prev = set(_children)
 
     def __add__(self, other):
         other = other if isinstance(other, RefValue) else RefValue(other)
-        return RefValue(self.data + other.data, (self, other), (1.0, 1.0))
+        out = RefValue(self.data + other.data, (self, other))
+
+        def _backward():
+            self.grad += out.grad
+            other.grad += out.grad
+        out._backward = _backward
+        return out
 
     def __mul__(self, other):
         other = other if isinstance(other, RefValue) else RefValue(other)
-        return RefValue(self.data * other.data, (self, other), (other.data, self.data))
+        out = RefValue(self.data * other.data, (self, other))
+
+        def _backward():
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+        out._backward = _backward
+        return out
 
     def __pow__(self, k):
-        return RefValue(self.data ** k, (self,), (k * self.data ** (k - 1),))
+        out = RefValue(self.data ** k, (self,))
+
+        def _backward():
+            self.grad += k * self.data ** (k - 1) * out.grad
+        out._backward = _backward
+        return out
 
     def exp(self):
-        return RefValue(math.exp(self.data), (self,), (math.exp(self.data),))
+        out = RefValue(math.exp(self.data), (self,))
+
+        def _backward():
+            self.grad += out.data * out.grad
+        out._backward = _backward
+        return out
 
     def log(self):
-        return RefValue(math.log(self.data), (self,), (1.0 / self.data,))
+        out = RefValue(math.log(self.data), (self,))
+
+        def _backward():
+            self.grad += out.grad / self.data
+        out._backward = _backward
+        return out
 
     def relu(self):
-        return RefValue(max(0.0, self.data), (self,), (float(self.data > 0),))
+        out = RefValue(max(0.0, self.data), (self,))
+
+        def _backward():
+            self.grad += (out.data > 0) * out.grad
+        out._backward = _backward
+        return out
 
     def __neg__(self): return self * -1.0
     def __radd__(self, other): return self + other
@@ -48,29 +101,55 @@ class RefValue:
     def __rtruediv__(self, other): return other * self ** -1
 
     def backward(self):
-        topo, visited = [], set()
+        topo = topological_sort(self, lambda v: v._prev)
+        self.grad = 1.0
+        for v in reversed(topo):
+            v._backward()
 
-        def build_topo(v):
-            if v not in visited:
-                visited.add(v)
-                for child in v._children:
-                    build_topo(child)
-                topo.append(v)
-        old_limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(old_limit, 100000))
-        try:
-            build_topo(self)
-        finally:
-            sys.setrecursionlimit(old_limit)
+
+class SlotValue:
+    __slots__ = ('data', 'grad', '_children', '_local_grads')
+
+    def __init__(self, data, children=(), local_grads=()):
+        self.data = data
+        self.grad = 0.0
+        self._children = children
+        self._local_grads = local_grads
+
+    def __add__(self, other):
+        other = other if isinstance(other, SlotValue) else SlotValue(other)
+        return SlotValue(self.data + other.data, (self, other), (1.0, 1.0))
+
+    def __mul__(self, other):
+        other = other if isinstance(other, SlotValue) else SlotValue(other)
+        return SlotValue(self.data * other.data, (self, other), (other.data, self.data))
+
+    def __pow__(self, k):
+        return SlotValue(self.data ** k, (self,), (k * self.data ** (k - 1),))
+
+    def exp(self):
+        return SlotValue(math.exp(self.data), (self,), (math.exp(self.data),))
+
+    def log(self):
+        return SlotValue(math.log(self.data), (self,), (1.0 / self.data,))
+
+    def relu(self):
+        return SlotValue(max(0.0, self.data), (self,), (float(self.data > 0),))
+
+    __neg__, __radd__, __sub__, __rsub__ = RefValue.__neg__, RefValue.__radd__, RefValue.__sub__, RefValue.__rsub__
+    __rmul__, __truediv__, __rtruediv__ = RefValue.__rmul__, RefValue.__truediv__, RefValue.__rtruediv__
+
+    def backward(self):
+        topo = topological_sort(self, lambda v: v._children)
         self.grad = 1.0
         for v in reversed(topo):
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
 
 
-def to_ref(weights):
-    """{name: rows of floats} -> {name: rows of RefValue}."""
-    return {name: [[RefValue(x) for x in row] for row in matrix] for name, matrix in weights.items()}
+def to_ref(weights, engine=RefValue):
+    """{name: rows of floats} -> {name: rows of engine values (RefValue or SlotValue)}."""
+    return {name: [[engine(x) for x in row] for row in matrix] for name, matrix in weights.items()}
 
 
 def ref_linear(x, w):

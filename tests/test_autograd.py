@@ -1,5 +1,6 @@
 """Every gradient microgpt computes, checked against central finite differences
 and against an independent engine built from plain binary ops (reference.py)."""
+import itertools
 import math
 import random
 import unittest
@@ -7,7 +8,7 @@ import unittest
 import microgpt
 from microgpt import Value
 from tests import random_weights, weights_of
-from tests.reference import ref_doc_loss, ref_gpt, to_ref
+from tests.reference import RefValue, SlotValue, ref_doc_loss, ref_gpt, to_ref
 
 EPS = 1e-6
 
@@ -214,10 +215,11 @@ class TestWholeModel(unittest.TestCase):
             (3, 6, 3, 8, [0, 5, 1]),
             (1, 4, 1, 3, [0, 2, 2, 2, 2, 1]),
         ]
-        for n_layer, n_embd, n_head, block_size, tokens in configs:
-            with self.subTest(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size):
+        for (n_layer, n_embd, n_head, block_size, tokens), engine in itertools.product(configs, (RefValue, SlotValue)):
+            with self.subTest(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
+                              engine=engine.__name__):
                 sd = small_model(n_layer, n_embd, n_head, block_size, seed=n_layer)
-                ref = to_ref(weights_of(sd))
+                ref = to_ref(weights_of(sd), engine)
                 loss = microgpt.doc_loss(tokens, sd, n_head)
                 loss.backward()
                 ref_loss = ref_doc_loss(tokens, ref, n_head)
