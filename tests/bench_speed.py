@@ -50,8 +50,17 @@ def microgpt_steps(state_dict, adam, docs, n_head):
     return times
 
 
-def reference_steps(ref_sd, docs, n_head, lr=0.01, beta1=0.85, beta2=0.99, eps=1e-8):
-    """ms per step of the straightforward engine, with a plain Adam update."""
+def reference_steps(ref_sd, docs, n_head, no_gc, lr=0.01, beta1=0.85, beta2=0.99, eps=1e-8):
+    """ms per step of a reference engine, with a plain Adam update."""
+    if no_gc:
+        gc.disable()
+    try:
+        return timed_reference_steps(ref_sd, docs, n_head, lr, beta1, beta2, eps)
+    finally:
+        gc.enable()
+
+
+def timed_reference_steps(ref_sd, docs, n_head, lr, beta1, beta2, eps):
     params = [p for matrix in ref_sd.values() for row in matrix for p in row]
     m, v = [0.0] * len(params), [0.0] * len(params)
     times = []
@@ -74,6 +83,8 @@ def main():
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--ref_steps', type=int, default=8, help='reference steps per round')
     p.add_argument('--steps', type=int, default=60, help='microgpt steps per round')
+    p.add_argument('--no_gc', action='store_true',
+                   help='pause the garbage collector for the reference engines too (their cycles then stay in memory)')
     p.add_argument('--n_embd', type=int, default=16)
     p.add_argument('--n_head', type=int, default=4)
     p.add_argument('--n_layer', type=int, default=1)
@@ -93,11 +104,12 @@ def main():
     for r in range(args.rounds):
         start = r * args.steps
         for name, ref_sd in references.items():
-            times[name] += reference_steps(ref_sd, data[start:start + args.ref_steps], args.n_head)
+            times[name] += reference_steps(ref_sd, data[start:start + args.ref_steps], args.n_head, args.no_gc)
         times['microgpt'] += microgpt_steps(state_dict, adam, data[start:start + args.steps], args.n_head)
     impl = f'{sys.implementation.name} {".".join(map(str, sys.version_info[:3]))}'
     print(f'{impl}, n_embd {args.n_embd}, n_head {args.n_head}, n_layer {args.n_layer}, '
-          f'block_size {args.block_size}, {args.rounds} alternating rounds')
+          f'block_size {args.block_size}, {args.rounds} alternating rounds'
+          + (', no garbage collector' if args.no_gc else ''))
     ours = statistics.median(times['microgpt'])
     for name, ts in times.items():
         median = statistics.median(ts)
