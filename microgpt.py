@@ -248,24 +248,27 @@ def rmsnorm(x):
 # list of rows, one row per output feature (like a PyTorch Linear weight), filled
 # with small random numbers; training nudges them to lower the loss.
 
-def init_state_dict(vocab_size, n_embd, n_layer, block_size, seed=42, std=0.08):
-    rng = random.Random(seed)
-
-    def matrix(n_out, n_in):
-        return [[Value(rng.gauss(0.0, std)) for _ in range(n_in)] for _ in range(n_out)]
-
-    state_dict = {
-        'wte': matrix(vocab_size, n_embd),   # token embeddings; also the output layer
-        'wpe': matrix(block_size, n_embd),   # position embeddings
+def matrix_shapes(vocab_size, n_embd, n_layer, block_size):
+    """The name and shape (rows, columns) of every weight matrix."""
+    shapes = {
+        'wte': (vocab_size, n_embd),    # token embeddings; also the output layer
+        'wpe': (block_size, n_embd),    # position embeddings
     }
     for i in range(n_layer):
-        state_dict[f'layer{i}.attn_wq'] = matrix(n_embd, n_embd)
-        state_dict[f'layer{i}.attn_wk'] = matrix(n_embd, n_embd)
-        state_dict[f'layer{i}.attn_wv'] = matrix(n_embd, n_embd)
-        state_dict[f'layer{i}.attn_wo'] = matrix(n_embd, n_embd)
-        state_dict[f'layer{i}.mlp_fc1'] = matrix(4 * n_embd, n_embd)
-        state_dict[f'layer{i}.mlp_fc2'] = matrix(n_embd, 4 * n_embd)
-    return state_dict
+        shapes[f'layer{i}.attn_wq'] = (n_embd, n_embd)      # queries
+        shapes[f'layer{i}.attn_wk'] = (n_embd, n_embd)      # keys
+        shapes[f'layer{i}.attn_wv'] = (n_embd, n_embd)      # values
+        shapes[f'layer{i}.attn_wo'] = (n_embd, n_embd)      # attention output
+        shapes[f'layer{i}.mlp_fc1'] = (4 * n_embd, n_embd)  # MLP: widen 4 times
+        shapes[f'layer{i}.mlp_fc2'] = (n_embd, 4 * n_embd)  # and back
+    return shapes
+
+
+def init_state_dict(vocab_size, n_embd, n_layer, block_size, seed=42, std=0.08):
+    """Every matrix, filled with random numbers drawn from a normal distribution."""
+    rng = random.Random(seed)
+    return {name: [[Value(rng.gauss(0.0, std)) for _ in range(n_in)] for _ in range(n_out)]
+            for name, (n_out, n_in) in matrix_shapes(vocab_size, n_embd, n_layer, block_size).items()}
 
 
 def parameters(state_dict):
@@ -729,15 +732,17 @@ def load_checkpoint(path):
         tokenizer = Tokenizer(ck['chars'])
         if tokenizer.chars != ck['chars'] or any(len(ch) != 1 for ch in tokenizer.chars):
             raise ValueError('chars')
-        n_embd, n_layer, block_size = config['n_embd'], config['n_layer'], config['block_size']
-        expected = init_state_dict(tokenizer.vocab_size, n_embd, n_layer, block_size, std=0.0)
-        if not all(type(v) is int and v >= 1 for v in config.values()) or n_embd % config['n_head']:
+        if not all(type(v) is int and v >= 1 for v in config.values()) or config['n_embd'] % config['n_head']:
             raise ValueError('config')
-        if list(ck['state_dict']) != list(expected):
+        if len(ck['state_dict']) != 2 + 6 * config['n_layer']:      # (before a huge n_layer costs time)
+            raise ValueError('number of matrices')
+        shapes = matrix_shapes(tokenizer.vocab_size, config['n_embd'], config['n_layer'], config['block_size'])
+        if list(ck['state_dict']) != list(shapes):
             raise ValueError('matrix names')
         state_dict = {}
         for name, matrix in ck['state_dict'].items():
-            if len(matrix) != len(expected[name]) or any(len(row) != len(expected[name][0]) for row in matrix):
+            n_out, n_in = shapes[name]
+            if len(matrix) != n_out or any(len(row) != n_in for row in matrix):
                 raise ValueError(f'shape of {name}')
             state_dict[name] = [[Value(finite(x)) for x in row] for row in matrix]
         n = len(parameters(state_dict))

@@ -105,6 +105,9 @@ class TestCheckpoints(unittest.TestCase):
             'a NaN weight': nan_weight,
             'wrong format tag': json.dumps(dict(ck, format='something else')),
             'adam state too short': json.dumps(dict(ck, adam_m=ck['adam_m'][:3])),
+            # a config that would take hours or all memory to build: refused from the file alone
+            'a huge n_layer': json.dumps(dict(ck, config=dict(ck['config'], n_layer=10 ** 9))),
+            'a huge n_embd': json.dumps(dict(ck, config=dict(ck['config'], n_embd=4 * 10 ** 8))),
         }
         for name, text in damaged.items():
             with self.subTest(damage=name):
