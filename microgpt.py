@@ -836,8 +836,9 @@ def bench(state_dict, adam, train_data, n_head, num_steps, learning_rate, config
     graph = [graph_size(doc_loss(train_data[t % len(train_data)], state_dict, n_head))
              for t in range(adam.t - num_steps, adam.t)]
     try:
-        import resource
-        peak = f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB'
+        import resource                     # (Unix only)
+        kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform == 'darwin' else 1)
+        peak = f'{kilobytes / 1024:.1f} MB'
     except ImportError:
         peak = 'unknown on this platform'
     impl = f'{sys.implementation.name} {".".join(map(str, sys.version_info[:3]))}'
