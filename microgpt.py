@@ -1,91 +1,60 @@
 """
 microgpt: a complete GPT in one dependency-free Python file.
 
-Read it top to bottom, in the order you need to understand it:
-  1. dataset     2. tokenizer     3. autograd (Value)     4. parameters (state_dict)
-  5. model       6. training      7. sampling             8. command line
-and then an appendix of tools: checkpoints, a loss curve, attention maps, a benchmark.
+Part I is the algorithm, in the order you need to read it: 1. dataset, 2. tokenizer,
+3. autograd (Value), 4. parameters, 5. model, 6. training, 7. sampling, and 8. the
+whole story told once, in train_and_sample(). Part II is the workbench around it:
+the command line, progress, checkpoints, plots, a benchmark. You can skip it.
 
     python microgpt.py          # train on names.txt, then invent new names
-    python microgpt.py --help   # every knob
+    python microgpt.py --help   # every setting
 """
-import argparse
-import gc
-import json
 import math
-import os
 import random
-import signal
-import statistics
-import sys
-import tempfile
-import time
+from collections import namedtuple
 from operator import mul
 
-
-class InputError(ValueError):
-    """Bad input (a file, a flag, a checkpoint): the command line prints it as one line."""
-
+# =============================================================================
+# Part I: the algorithm
+# =============================================================================
 
 # -----------------------------------------------------------------------------
 # 1. Dataset
-# A text file with one document per line; here a document is a baby name.
-# The model learns what documents look like, and then writes new ones.
-
-def default_input_path():
-    # names.txt beside this file, wherever it is run from. Pasted into a notebook
-    # cell there is no __file__, so look in the current directory instead.
-    folder = os.path.dirname(os.path.abspath(__file__)) if '__file__' in globals() else os.getcwd()
-    return os.path.join(folder, 'names.txt')
-
+# A text file with one document per line; here a document is a baby name. The
+# model learns what the documents look like, and then writes new ones.
 
 def load_docs(path):
-    """The non-blank lines of a UTF-8 text file, stripped of surrounding spaces."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            docs = [line.strip() for line in f]
-    except FileNotFoundError:
-        raise InputError(f'input file {path!r} not found; pass --input FILE, one document per line')
-    except UnicodeDecodeError as e:
-        raise InputError(f'input file {path!r} is not UTF-8 text (bad byte at offset {e.start})')
-    except (OSError, ValueError) as e:
-        raise InputError(f'cannot read input file {path!r}: {getattr(e, "strerror", None) or e}')
-    docs = [doc for doc in docs if doc]
-    if not docs:
-        raise InputError(f'input file {path!r} is empty: it needs one document per line')
-    return docs
+    """The non-blank lines of a UTF-8 text file, without surrounding spaces."""
+    with open(path, encoding='utf-8-sig') as f:   # (-sig: skip a byte-order mark, if any)
+        return [line.strip() for line in f if line.strip()]
 
 
 def split_docs(docs, val_fraction, rng):
-    """Shuffle, then hold out the first val_fraction of the documents for validation."""
-    docs = list(docs)
-    rng.shuffle(docs)
+    """Shuffle docs, then hold out the first val_fraction of the documents. The model never
+    trains on them, so its loss on them tells how well it does on names it never saw."""
+    rng.shuffle(docs)                                # (in place)
     n_val = int(len(docs) * val_fraction)
-    return docs[n_val:], docs[:n_val]   # (train, val)
+    return docs[n_val:], docs[:n_val]                # (train, val)
 
 
 # -----------------------------------------------------------------------------
 # 2. Tokenizer
 # The model reads and writes integers (token ids), one per character. Two special
 # tokens mark where a document starts (<BOS>) and ends (<EOS>): the model learns
-# to begin a name after <BOS> and to say <EOS> when the name is complete.
+# to begin a name after <BOS>, and to say <EOS> when the name is complete.
 
 class Tokenizer:
-    BOS, EOS = 0, 1
+    BOS, EOS = 0, 1                                   # the special tokens take ids 0 and 1,
 
     def __init__(self, chars):
-        self.chars = sorted(set(chars))                   # id 2 + i is chars[i]
-        self.vocab_size = 2 + len(self.chars)
+        self.chars = sorted(set(chars))               # so character chars[i] gets id 2 + i
         self.ids = {ch: 2 + i for i, ch in enumerate(self.chars)}
+        self.vocab_size = 2 + len(self.chars)
 
-    def encode(self, text):
-        for ch in text:
-            if ch not in self.ids:
-                raise InputError(f'character {ch!r} is not in the vocabulary')
-        return [self.ids[ch] for ch in text]
-
-    def decode(self, ids):
-        return ''.join(self.chars[i - 2] for i in ids if i >= 2)
+    # (encode: a KeyError names a character that is not in the vocabulary)
+    def encode(self, text): return [self.ids[ch] for ch in text]
+    def encode_doc(self, doc): return [self.BOS] + self.encode(doc) + [self.EOS]
+    def decode(self, ids): return ''.join(self.chars[i - 2] for i in ids if i >= 2)   # (no BOS/EOS)
 
 
 # -----------------------------------------------------------------------------
@@ -93,11 +62,11 @@ class Tokenizer:
 # Every number in the network is a Value: a scalar that remembers the Values it
 # was computed from (its children) and the local derivative d(self)/d(child) of
 # each, worked out in the forward pass while the inputs are at hand. backward()
-# then applies the chain rule: it walks the graph from the loss back to the
-# parameters and adds  local_grad * node.grad  into each child's grad.
+# then applies the chain rule, from the loss back to the parameters: each node
+# adds  local_grad * node.grad  into each child's grad.
 
 class Value:
-    __slots__ = ('data', 'grad', '_children', '_local_grads')   # no per-object dict: smaller, faster
+    __slots__ = ('data', 'grad', '_children', '_local_grads')   # no per-object dict: lighter
 
     def __init__(self, data, children=(), local_grads=()):
         self.data = data                  # the number
@@ -108,7 +77,7 @@ class Value:
     def __add__(self, other):
         if isinstance(other, Value):      # d(a+b)/da = 1, d(a+b)/db = 1
             return Value(self.data + other.data, (self, other), (1.0, 1.0))
-        return Value(self.data + other, (self,), (1.0,))
+        return Value(self.data + other, (self,), (1.0,))   # other: a plain number, a constant
 
     def __mul__(self, other):
         if isinstance(other, Value):      # d(a*b)/da = b, d(a*b)/db = a
@@ -116,25 +85,21 @@ class Value:
         return Value(self.data * other, (self,), (other,))
 
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
-        return Value(float_pow(self.data, k), (self,), (k * float_pow(self.data, k - 1),))
+        if self.data < 0 and k % 1:       # (Python would give a complex number)
+            raise ValueError(f'{self.data} ** {k} is not a real number')
+        return Value(self.data ** k, (self,), (k * self.data ** (k - 1),))
 
-    def exp(self):                        # d(e^a)/da = e^a
-        e = math.exp(self.data)
-        return Value(e, (self,), (e,))
+    # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (0 at a = 0)
+    def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),))
+    def log(self): return Value(math.log(self.data), (self,), (1.0 / self.data,))
+    def relu(self): return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
 
-    def log(self):                        # d(ln a)/da = 1/a
-        return Value(math.log(self.data), (self,), (1.0 / self.data,))
-
-    def relu(self):                       # d(max(0,a))/da = 1 if a > 0 else 0
-        return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
-
-    # The rest are written with the ops above.
+    # The rest are built from the ops above, so their derivatives come for free.
     def __neg__(self): return self * -1.0
     def __sub__(self, other): return self + (-other)
     def __truediv__(self, other): return self * other ** -1
-    def __radd__(self, other): return self + other
+    __radd__, __rmul__ = __add__, __mul__   # 2 + a is a + 2 (and sum() starts at 0 + a)
     def __rsub__(self, other): return (-self) + other
-    def __rmul__(self, other): return self * other
     def __rtruediv__(self, other): return self ** -1 * other
     def __repr__(self): return f'Value(data={self.data}, grad={self.grad})'
 
@@ -143,132 +108,73 @@ class Value:
         self.grad = 1.0
         for node in reversed(topological_order(self)):   # each node before its children
             grad = node.grad
-            if grad:                                       # (a zero gradient passes on nothing)
+            if grad:                                      # (a zero gradient passes on nothing)
                 for child, local_grad in zip(node._children, node._local_grads):
-                    child.grad += local_grad * grad        # chain rule
+                    child.grad += local_grad * grad       # the chain rule; += adds up all paths
 
 
 def topological_order(root):
-    """The nodes of root's graph that have children, each one after all of its
-    children. (Leaves, such as the parameters, pass nothing on: they are left out.)
-
-    A depth-first search with an explicit stack instead of recursion, so a graph
-    of any depth works. Each stack entry is a node and an iterator over its
-    children; the node is finished when that iterator runs out."""
-    order, visited = [], {root}
-    stack = [(root, iter(root._children))]
+    """The nodes of root's graph that have children, each one after all of its children.
+    (Leaves such as the parameters pass nothing on, so they are left out.) A depth-first
+    search with a stack instead of recursion, so a graph of any depth works: an entry is
+    a node and an iterator over its children, and the node is done when that runs out."""
+    order, visited, stack = [], {root}, [(root, iter(root._children))]
     while stack:
-        node, children = stack[-1]
-        for child in children:
+        for child in stack[-1][1]:        # the top node's children not yet looked at
             if child._children and child not in visited:
                 visited.add(child)
                 stack.append((child, iter(child._children)))
-                break
-        else:                             # all children finished
-            stack.pop()
-            order.append(node)
+                break                     # finish the child first, then come back
+        else:                             # every child is done, so the node is too
+            order.append(stack.pop()[0])
     return order
 
 
-def float_pow(x, k):
-    # x ** k, but like float * and + it gives inf on overflow instead of raising
-    try:
-        return x ** k
-    except OverflowError:
-        return math.copysign(math.inf, x) if k % 2 == 1 else math.inf
-
-
-# Fused ops: one node for a whole formula, with its derivative worked out by hand.
-# They compute exactly what a chain of the binary ops above would, with far fewer
-# nodes, so the graph is smaller and backward() is faster (tests/ checks both).
-
-def dot(ws, xs):
-    """sum_i w_i * x_i as ONE node with 2n children.  d/dw_i = x_i,  d/dx_i = w_i."""
-    wd = [w.data for w in ws]
-    xd = [x.data for x in xs]
-    return Value(sum(map(mul, wd, xd)), ws + xs, xd + wd)
-
-
 def linear(x, w):
-    """W @ x: one dot node per row of w (one row per output feature)."""
-    xd = [xi.data for xi in x]                  # read x's numbers once, not once per row
+    """w @ x. Output i is the dot product of row i of w with x, sum_j w_ij * x_j, made
+    ONE node with 2n children rather than 2n - 1 nodes of * and +. Its local derivatives
+    are the product rule for each pair, d/dw_ij = x_j and d/dx_j = w_ij: the children
+    (w_i1..w_in, x_1..x_n) get the local grads (x_1..x_n, w_i1..w_in), swapped. Dot
+    products hold ~91% of the graph: fused, a step is ~10x faster (tests/bench_speed.py)."""
+    xd = [xj.data for xj in x]                    # x's numbers, read once for all rows
     out = []
     for row in w:
-        wd = [wi.data for wi in row]
-        out.append(Value(sum(map(mul, wd, xd)), row + x, xd + wd))   # dot(row, x)
+        wd = [wij.data for wij in row]
+        out.append(Value(sum(map(mul, wd, xd)), row + x, xd + wd))   # map(mul): w_ij * x_j
     return out
-
-
-def squared_relu(x):
-    """relu(x)^2 = max(0, x)^2 as one node, instead of a relu node and a ** node.
-    d/dx = 2 * relu(x)."""
-    r = max(0.0, x.data)
-    return Value(r * r, (x,), (2.0 * r,))
-
-
-def exp_normalize(zs):
-    # exp(z_i - max z) and their sum. Subtracting the max changes no ratio
-    # between them, but keeps every exp() in (0, 1]: no overflow for any z.
-    z_max = max(zs)
-    exps = [math.exp(z - z_max) for z in zs]
-    return z_max, exps, sum(exps)
-
-
-def softmax(logits):
-    """p_i = exp(z_i) / sum_j exp(z_j).   dp_i/dz_j = p_i * ([i == j] - p_j)."""
-    _, exps, total = exp_normalize([z.data for z in logits])
-    probs = [e / total for e in exps]
-    return [Value(p_i, logits, [p_i * ((i == j) - p_j) for j, p_j in enumerate(probs)])
-            for i, p_i in enumerate(probs)]
-
-
-def cross_entropy(logits, target):
-    """-log softmax(z)[target] = log(sum_j exp(z_j)) - z_target, as one node.
-    d/dz_j = softmax(z)_j - [j == target]."""
-    z_max, exps, total = exp_normalize([z.data for z in logits])
-    loss = z_max + math.log(total) - logits[target].data
-    grads = [e / total for e in exps]
-    grads[target] -= 1.0
-    return Value(loss, logits, grads)
-
-
-def rmsnorm(x):
-    """x / sqrt(mean(x^2) + 1e-5): rescale x to root-mean-square 1, so activations
-    keep the same size however deep the network is. Built as one node for the scale
-    s = (mean(x^2) + 1e-5)^(-1/2), with ds/dx_j = -s^3 * x_j / n, then x_i * s."""
-    n = len(x)
-    s = 1.0 / math.sqrt(sum(xi.data * xi.data for xi in x) / n + 1e-5)
-    scale = Value(s, x, [-s * s * s * xi.data / n for xi in x])
-    return [xi * scale for xi in x]
 
 
 # -----------------------------------------------------------------------------
 # 4. Parameters
 # All the model's knowledge lives in these matrices of Values. Each matrix is a
-# list of rows, one row per output feature (like a PyTorch Linear weight), filled
-# with small random numbers; training nudges them to lower the loss.
+# list of rows, one row per output feature (as in a PyTorch Linear weight),
+# filled with small random numbers; training nudges them to lower the loss.
 
-def matrix_shapes(vocab_size, n_embd, n_layer, block_size):
+# The model's shape, which travels with its weights (as nanoGPT's GPTConfig does):
+# vocab_size tokens (<BOS>, <EOS>, the characters); n_embd numbers per token in the
+# residual stream; n_head attention heads per layer, each reading n_embd // n_head
+# of them; n_layer layers; block_size positions, the longest context.
+GPTConfig = namedtuple('GPTConfig', 'vocab_size n_embd n_head n_layer block_size')
+
+
+def matrix_shapes(config):
     """The name and shape (rows, columns) of every weight matrix."""
-    shapes = {
-        'wte': (vocab_size, n_embd),    # token embeddings; also the output layer
-        'wpe': (block_size, n_embd),    # position embeddings
-    }
-    for i in range(n_layer):
-        shapes[f'layer{i}.attn_wq'] = (n_embd, n_embd)      # queries
-        shapes[f'layer{i}.attn_wk'] = (n_embd, n_embd)      # keys
-        shapes[f'layer{i}.attn_wv'] = (n_embd, n_embd)      # values
-        shapes[f'layer{i}.attn_wo'] = (n_embd, n_embd)      # attention output
-        shapes[f'layer{i}.mlp_fc1'] = (4 * n_embd, n_embd)  # MLP: widen 4 times
-        shapes[f'layer{i}.mlp_fc2'] = (n_embd, 4 * n_embd)  # and back
+    n = config.n_embd
+    shapes = {'wte': (config.vocab_size, n), 'wpe': (config.block_size, n)}   # token, position
+    for i in range(config.n_layer):                                           # embeddings
+        # per layer: attention's query, key, value and output; the MLP's two layers
+        shapes.update({f'layer{i}.attn_{w}': (n, n) for w in ('wq', 'wk', 'wv', 'wo')})
+        shapes.update({f'layer{i}.mlp_fc1': (4 * n, n), f'layer{i}.mlp_fc2': (n, 4 * n)})
     return shapes
 
 
-def init_state_dict(vocab_size, n_embd, n_layer, block_size, seed=42, std=0.08):
-    """Every matrix, filled with random numbers drawn from a normal distribution."""
+def init_state_dict(config, seed=42, std=0.08):
+    """Every matrix, filled with random numbers from a normal distribution of mean 0:
+    all different, so no two units learn the same thing, and small (std), so the
+    first predictions are close to a uniform guess."""
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0.0, std)) for _ in range(n_in)] for _ in range(n_out)]
-            for name, (n_out, n_in) in matrix_shapes(vocab_size, n_embd, n_layer, block_size).items()}
+            for name, (n_out, n_in) in matrix_shapes(config).items()}
 
 
 def parameters(state_dict):
@@ -276,188 +182,685 @@ def parameters(state_dict):
     return [p for matrix in state_dict.values() for row in matrix for p in row]
 
 
-def n_layer_of(state_dict):
-    return sum(name.endswith('.attn_wq') for name in state_dict)
-
-
 # -----------------------------------------------------------------------------
 # 5. Model
 # A GPT reads one token at a time and predicts the next. The residual stream x
-# starts as the token's embedding plus its position's embedding; each layer adds
-# what attention (looking back at earlier tokens) and an MLP (thinking about the
-# current one) compute from it. Finally x is compared with every token's
-# embedding: the scores (logits) say how likely each token is to come next.
+# starts as the token's embedding plus its position's embedding. Each layer adds
+# to x what attention (reading the earlier tokens) and an MLP (thinking about
+# this one) compute from it. Finally x is compared with every token's embedding:
+# these scores (logits) say how likely each token is to come next.
+# Unlike GPT-2: RMSNorm without a gain, no biases, squared ReLU, weight tying, no
+# dropout, one document at a time.
 
-def gpt(token_id, pos_id, keys, values, state_dict, n_head, attn_weights=None):
-    """The logits for the token after token_id, which stands at position pos_id.
+def softmax(logits):
+    """exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, summing to 1).
+    Subtracting the largest z first changes no ratio but keeps each exp() at most 1,
+    so none overflows. backward() works out the quotient rule from exp, +, ** and *."""
+    z_max = max(z.data for z in logits)        # a plain number: a constant shift
+    exps = [(z - z_max).exp() for z in logits]
+    total_inv = sum(exps) ** -1                # 1 / sum, once for all i
+    return [e * total_inv for e in exps]
 
-    keys[i] and values[i] hold layer i's key and value vectors of the earlier
-    positions (the KV cache); this call appends the current position's. If a list
-    attn_weights is given, each head's attention weights are appended to it."""
-    sd = state_dict
+
+def rmsnorm(x):
+    """x / sqrt(mean(x^2) + 1e-5): rescale x to a root-mean-square of 1, so each layer
+    gets inputs of the same size however large x grew before it. Each x_i reaches the
+    output along two paths, directly and through the shared scale: backward() adds
+    both. (The 1e-5 keeps the scale finite when x is all zeros.)"""
+    scale = (linear(x, [x])[0] / len(x) + 1e-5) ** -0.5   # x . x: a linear layer of one row
+    return [xi * scale for xi in x]
+
+
+def attention(x, keys, values, state_dict, i, config):
+    """Layer i's attention, at the newest position. Its query q is scored against the
+    key of each position so far (q . k), the scores become weights (softmax), and the
+    output is the weighted sum of their values. Each of n_head heads does this with
+    its own slice of q, k and v, so each can look for something else (a vowel, the
+    letter before...). No causal mask: the cache holds only the past."""
+    sd, head_dim = state_dict, config.n_embd // config.n_head
+    h = rmsnorm(x)
+    q = linear(h, sd[f'layer{i}.attn_wq'])
+    keys.append(linear(h, sd[f'layer{i}.attn_wk']))     # this position's key and value
+    values.append(linear(h, sd[f'layer{i}.attn_wv']))   # join the cache
+    out = []
+    for hs in range(0, config.n_embd, head_dim):         # a head: the slice hs:hs+head_dim
+        # q . k, for the key of each position: a linear layer with a row per position.
+        # A sum of head_dim terms grows like sqrt(head_dim): scaled back, the softmax
+        # does not lock onto one position before training starts.
+        scores = linear(q[hs:hs + head_dim], [k[hs:hs + head_dim] for k in keys])
+        weights = softmax([s / math.sqrt(head_dim) for s in scores])
+        # the weighted sum of the values: a linear layer with a row per value dimension
+        out += linear(weights, [[v[j] for v in values] for j in range(hs, hs + head_dim)])
+    return linear(out, sd[f'layer{i}.attn_wo'])
+
+
+def squared_relu(x):
+    """relu(x)^2 (So et al. 2021, "Primer"): trains a little better than ReLU. It is
+    x.relu() ** 2 as ONE node (two nodes cost a step ~9% more, measured), with the
+    chain rule done by hand: d/dx relu(x)^2 = 2 relu(x) * relu'(x) = 2 relu(x)."""
+    r = max(0.0, x.data)
+    return Value(r * r, (x,), (2.0 * r,))
+
+
+def gpt(token_id, pos_id, keys, values, sd, config):
+    """The logits for the token after token_id, which stands at position pos_id, from
+    the weights in the state_dict sd. keys[i] and values[i] are layer i's cache of the
+    earlier positions (this call appends to them): each position is computed once."""
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]   # (n_embd,)
-    head_dim = len(x) // n_head
-    scale = 1.0 / math.sqrt(head_dim)   # keeps q.k near unit size, so softmax is not saturated
-    for i in range(len(keys)):
-        # Attention: each head scores the earlier positions (q . k), turns the
-        # scores into weights (softmax) and takes the weighted mean of their values.
-        h = rmsnorm(x)
-        q = linear(h, sd[f'layer{i}.attn_wq'])
-        keys[i].append(linear(h, sd[f'layer{i}.attn_wk']))
-        values[i].append(linear(h, sd[f'layer{i}.attn_wv']))
-        heads = []                                               # (n_embd,) when done
-        for hs in range(0, len(x), head_dim):                    # this head's slice of q, k, v
-            q_h = q[hs:hs + head_dim]
-            weights = softmax([dot(q_h, k[hs:hs + head_dim]) * scale for k in keys[i]])
-            if attn_weights is not None:
-                attn_weights.append([w.data for w in weights])
-            heads += [dot(weights, [v[j] for v in values[i]]) for j in range(hs, hs + head_dim)]
-        x = [a + b for a, b in zip(x, linear(heads, sd[f'layer{i}.attn_wo']))]
-        # MLP: widen to 4*n_embd, squared ReLU (relu(h)^2: as cheap as ReLU,
-        # and it trains a little better in small transformers), project back.
+    for i in range(config.n_layer):
+        x = [a + b for a, b in zip(x, attention(x, keys[i], values[i], sd, i, config))]
+        # The MLP: 4 times wider, squared ReLU, and back.
         h = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
-        h = [squared_relu(hi) for hi in h]
-        x = [a + b for a, b in zip(x, linear(h, sd[f'layer{i}.mlp_fc2']))]
-    # Weight tying: the token embeddings wte also score the next token.
-    return linear(rmsnorm(x), sd['wte'])                        # (vocab_size,)
+        h = linear([squared_relu(hi) for hi in h], sd[f'layer{i}.mlp_fc2'])
+        x = [a + b for a, b in zip(x, h)]
+    return linear(rmsnorm(x), sd['wte'])   # weight tying: wte scores the next token too
 
 
-def doc_loss(tokens, state_dict, n_head):
-    """Mean cross-entropy of predicting each token of a document from the ones before.
+def cross_entropy(logits, target):
+    """-log softmax(z)[target] = log(sum_j exp(z_j)) - z_target, as ONE node (from
+    Value ops it costs a step 10% more, measured). Its gradient: d/dz_j of
+    log(sum_k exp(z_k)) is exp(z_j) / sum_k exp(z_k) = softmax(z)_j, and d/dz_j of
+    z_target is 1 if j == target else 0, so d/dz_j = softmax(z)_j - [j == target]."""
+    z_max = max(z.data for z in logits)      # as in softmax: no overflow
+    exps = [math.exp(z.data - z_max) for z in logits]
+    total = sum(exps)
+    grads = [e / total for e in exps]        # softmax(z)
+    grads[target] -= 1.0
+    return Value(z_max + math.log(total) - logits[target].data, logits, grads)
 
-    tokens starts with <BOS>; it is cropped to block_size + 1 tokens, since the
-    model has block_size positions and each predicts the token after it."""
-    tokens = tokens[:len(state_dict['wpe']) + 1]
-    n = len(tokens) - 1
-    if n < 1:
-        raise ValueError('doc_loss needs at least two tokens')
-    n_layer = n_layer_of(state_dict)
-    keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
-    losses = [cross_entropy(gpt(tokens[pos], pos, keys, values, state_dict, n_head), tokens[pos + 1])
-              for pos in range(n)]
-    return Value(sum(l.data for l in losses) / n, losses, [1.0 / n] * n)   # the mean: d/dl_i = 1/n
+
+def doc_loss(tokens, state_dict, config):
+    """The mean cross-entropy of predicting each token of a document from the ones
+    before it. tokens starts with <BOS>; only block_size + 1 of them are used, as
+    block_size positions each predict the token after them."""
+    tokens = tokens[:config.block_size + 1]
+    if len(tokens) < 2 or not all(0 <= t < config.vocab_size for t in tokens):
+        raise ValueError(f'doc_loss needs 2 or more token ids, 0 to {config.vocab_size - 1}')
+    keys, values = [[] for _ in range(config.n_layer)], [[] for _ in range(config.n_layer)]
+    losses = [cross_entropy(gpt(tokens[pos], pos, keys, values, state_dict, config),
+                            tokens[pos + 1]) for pos in range(len(tokens) - 1)]
+    return sum(losses) / len(losses)
 
 
 # -----------------------------------------------------------------------------
 # 6. Training
-# Show the model one document per step, measure its loss, compute every
-# parameter's gradient with ONE backward() (so each gradient is exactly the
-# derivative of this step's loss), and let Adam move each parameter downhill.
+# Each step: the mean loss of the next batch of documents, ONE backward() (so each
+# gradient is exactly that loss's derivative), then Adam moves every parameter a
+# little downhill.
 
 class Adam:
-    """Adam (Kingma & Ba, 2015): each parameter gets a step size of its own, from
-    running averages of its gradient (m) and of its squared gradient (v).
-    weight_decay > 0 shrinks weights towards 0 separately from the gradient (AdamW)."""
+    """Adam (Kingma & Ba, 2015): each parameter gets a step size of its own, from running
+    averages of its gradient (m) and of its squared gradient (v): a steady gradient gives
+    full steps, a noisy one small steps. weight_decay > 0 also shrinks every weight
+    towards 0, apart from the gradient (AdamW)."""
 
-    def __init__(self, params, beta1=0.85, beta2=0.99, eps=1e-8, weight_decay=0.0):
-        self.params, self.beta1, self.beta2, self.eps = params, beta1, beta2, eps
-        self.weight_decay = weight_decay
-        self.m = [0.0] * len(params)
-        self.v = [0.0] * len(params)
-        self.t = 0                          # steps taken so far
+    def __init__(self, params, weight_decay=0.0, b1=0.85, b2=0.99, eps=1e-8):
+        self.params, self.weight_decay, self.betas, self.eps = params, weight_decay, (b1, b2), eps
+        self.m, self.v, self.t = [0.0] * len(params), [0.0] * len(params), 0   # t: steps so far
 
     def step(self, lr):
         """Update every parameter from its grad, then zero the grad for the next step."""
         self.t += 1
-        b1, b2, eps, wd = self.beta1, self.beta2, self.eps, self.weight_decay
-        bias1, bias2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t   # m, v start at 0: undo that bias
-        grads = [p.grad for p in self.params]
-        self.m = [b1 * m + (1.0 - b1) * g for m, g in zip(self.m, grads)]
-        self.v = [b2 * v + (1.0 - b2) * g * g for v, g in zip(self.v, grads)]
+        (b1, b2), eps, wd = self.betas, self.eps, self.weight_decay
+        bias1, bias2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t   # m, v start at 0: undo that
+        self.m = [b1 * m + (1.0 - b1) * p.grad for m, p in zip(self.m, self.params)]
+        self.v = [b2 * v + (1.0 - b2) * p.grad ** 2 for v, p in zip(self.v, self.params)]
         for p, m, v in zip(self.params, self.m, self.v):
             p.data -= lr * (wd * p.data + (m / bias1) / (math.sqrt(v / bias2) + eps))
             p.grad = 0.0
 
 
 def lr_at(step, num_steps, learning_rate, warmup_steps):
-    """Learning rate of step (0-based): a linear warmup, then a linear decay to 0."""
+    """The learning rate of step (from 0): a linear warmup, then a linear decay to 0."""
     if step < warmup_steps:
-        return learning_rate * (step + 1) / warmup_steps
-    return learning_rate * (num_steps - step) / (num_steps - warmup_steps)
+        return learning_rate * ((step + 1) / warmup_steps)
+    return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
 
-def evaluate(state_dict, docs, n_head):
-    """Mean loss over token lists: only the forward pass, nothing is trained."""
-    return sum(doc_loss(tokens, state_dict, n_head).data for tokens in docs) / len(docs)
+# A model: all that training changes, and all that a checkpoint keeps.
+Model = namedtuple('Model', 'config tokenizer state_dict adam')
 
 
-def train(state_dict, adam, train_data, val_data, n_head, num_steps, learning_rate,
-          warmup_steps=0, eval_every=200, eval_docs=300, save=None, save_every=0):
-    """Train for num_steps steps; return the losses seen, for reports and plots.
+def train(model, docs, num_steps, learning_rate, warmup_steps=0, batch_size=1, on_step=None):
+    """Train model for num_steps steps on docs. on_step(step, loss, lr), if given, is
+    called after each step, and stops training by returning True (Part II uses it)."""
+    for step in range(num_steps):
+        seen = model.adam.t * batch_size    # documents trained on, in this run and before
+        batch = [model.tokenizer.encode_doc(docs[(seen + b) % len(docs)]) for b in range(batch_size)]
+        loss = sum(doc_loss(tokens, model.state_dict, model.config) for tokens in batch) / batch_size
+        loss.backward()
+        lr = lr_at(step, num_steps, learning_rate, warmup_steps)
+        model.adam.step(lr)
+        if on_step is not None and on_step(step + 1, loss, lr):
+            break
 
-    train_data, val_data: documents as token lists. Each step takes the next
-    training document; adam.t counts the steps across runs, so a resumed run goes
-    on where the last one stopped. Every eval_every steps and at the end, print
-    the mean loss of the first eval_docs validation documents. save(), if
-    given, is called every save_every steps and at the end. Ctrl-C stops after
-    the current step."""
-    history = {'train': [], 'val': [], 'ms': []}    # loss per step; (step, val loss); ms per step
-    eval_data = val_data[:eval_docs]
-    progress = Progress(in_place=sys.stdout.isatty() or 'ipykernel' in sys.modules)
 
-    def stop_if_diverged(loss, what, step):
-        if not math.isfinite(loss):
-            progress.end()
-            raise InputError(f'the {what} became {loss} at step {step}; '
-                             f'try a smaller --learning_rate than {learning_rate:g}')
+# -----------------------------------------------------------------------------
+# 7. Sampling
+# To write a new document, feed <BOS>, ask the model for the next token's
+# probabilities, draw one, feed it back in, and repeat until <EOS>. The
+# temperature T divides the logits first: below 1 the model keeps closer to its
+# favourite tokens, above 1 it takes more chances.
 
-    def report_val(step):
-        if eval_data:
-            loss = evaluate(state_dict, eval_data, n_head)
-            stop_if_diverged(loss, 'validation loss', step)
-            history['val'].append((step, loss))
-            progress.line(f'step {step}/{num_steps} | val loss {loss:.4f} ({len(eval_data)} docs)')
+def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
+    """One new document that starts with prompt, at most block_size characters."""
+    if not temperature > 0:
+        raise ValueError(f'temperature must be above 0, not {temperature}')
+    tokens = [Tokenizer.BOS] + tokenizer.encode(prompt)
+    keys, values = [[] for _ in range(config.n_layer)], [[] for _ in range(config.n_layer)]
+    for pos in range(config.block_size):
+        logits = [z.data for z in gpt(tokens[pos], pos, keys, values, state_dict, config)]
+        if pos + 1 < len(tokens):
+            continue                        # still reading the prompt
+        logits[Tokenizer.BOS] = -math.inf   # <BOS> only ever starts a document
+        z_max = max(logits)
+        # softmax(z / T), but choices() needs no division by the sum. z - z_max <= 0
+        # comes first, so a tiny T cannot overflow: the likeliest token keeps weight
+        # 1 and the others tend to 0.
+        weights = [math.exp((z - z_max) / temperature) for z in logits]
+        token_id = rng.choices(range(len(weights)), weights)[0]
+        if token_id == Tokenizer.EOS:
+            break
+        tokens.append(token_id)
+    return tokenizer.decode(tokens)
 
-    interrupted = []
-    def on_ctrl_c(signum, frame):
-        interrupted.append(True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)   # a second Ctrl-C stops at once
-    # The graph of one step is tens of thousands of short-lived Values with no
-    # reference cycles: reference counting frees them all. Python's cyclic garbage
-    # collector would still scan them again and again, for nothing (about 15% of
-    # a step's time), so it is paused while training.
-    gc_was_enabled = gc.isenabled()
-    if sys.implementation.name == 'cpython':   # (PyPy has no reference counting: its collector must run)
-        gc.disable()
-    old_handler = catch_ctrl_c(on_ctrl_c)
+
+# -----------------------------------------------------------------------------
+# 8. The whole story
+# Everything above, in the order it happens. `python microgpt.py` runs this; so
+# does train_and_sample(num_steps=300, n_layer=2) in a notebook.
+
+def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16, n_head=4, n_layer=1,
+                     block_size=16, num_steps=1000, batch_size=1, learning_rate=0.01,
+                     warmup_steps=0, weight_decay=0.0, num_samples=20, temperature=1.0, prompt='',
+                     model=None, observe=None):
+    """Read the documents, build a new GPT (or go on training model, say from a
+    checkpoint), train it, print new documents, and return the model. observe(model,
+    val_docs), if given, returns train()'s on_step: that is how Part II watches."""
+    docs = load_docs(input)
+    train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
+    if model is None:                       # every character, and random weights
+        tokenizer = Tokenizer(''.join(docs))
+        config = GPTConfig(tokenizer.vocab_size, n_embd, n_head, n_layer, block_size)
+        state_dict = init_state_dict(config, seed)
+        model = Model(config, tokenizer, state_dict, Adam(parameters(state_dict), weight_decay))
+    print(f'{len(train_docs)} training and {len(val_docs)} validation documents from {input}\n'
+          f'{len(model.adam.params)} parameters: {model.config}')
+    on_step = observe(model, val_docs) if observe else None
+    train(model, train_docs, num_steps, learning_rate, warmup_steps, batch_size, on_step)
+    if num_samples:
+        print(f'--- {num_samples} samples (temperature {temperature:g}) ---')
+    rng = random.Random(seed)               # the same model and seed write the same names
+    for _ in range(num_samples):
+        print(sample(model.state_dict, model.tokenizer, model.config, rng, temperature, prompt))
+    return model
+
+
+# =============================================================================
+# Part II: the workbench
+# What `python microgpt.py` adds around Part I, and a learner may skip: the
+# command line; checks that turn bad input into one line (before a long run,
+# not after it); progress, validation, checkpoints and a clean stop on Ctrl-C,
+# through train()'s on_step; the loss curve, attention maps and a benchmark.
+# It calls Part I and never repeats it.
+# =============================================================================
+import argparse
+import gc
+import inspect
+import json
+import os
+import signal
+import stat
+import statistics
+import sys
+import tempfile
+import time
+
+
+class InputError(ValueError):
+    """Bad input (a file, a flag, a checkpoint): printed as one line, exit status 2."""
+
+
+class OutputError(Exception):
+    """The output cannot be written (a full disk, a closed pipe): one line, exit status 1."""
+
+
+# The story's settings and their defaults, read from train_and_sample() itself:
+# each flag sets the variable of its name, and the defaults live in one place.
+DEFAULTS = {name: p.default for name, p in inspect.signature(train_and_sample).parameters.items()
+            if name not in ('model', 'observe')}
+SHAPE_FLAGS = ('n_embd', 'n_head', 'n_layer', 'block_size')   # a checkpoint fixes these
+MAX_STEPS = 10 ** 9                # about 80 days of steps: any more is a typo
+MAX_INPUT_BYTES = 16 * 2 ** 20     # 16 MB of text, about 1.5 million names
+MAX_CHECKPOINT_BYTES = 64 * 2 ** 20
+
+
+# --- Command line -------------------------------------------------------------
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):               # one line and status 2, no usage block
+        raise InputError(message)
+
+
+def parse_args(argv):
+    p = ArgumentParser(description='Train a tiny GPT on a list of documents, then sample new ones.')
+    group = p
+
+    def flag(name, help, shown=None, **kwargs):
+        shown = shown or DEFAULTS.get(name[2:], kwargs.get('default'))
+        group.add_argument(name, help=f'{help} (default {shown})' if shown not in (None, '') else help,
+                           **kwargs)
+    group = p.add_argument_group('the data')
+    flag('--input', 'text file, one document per line', 'names.txt beside this file', metavar='FILE')
+    flag('--val_fraction', 'share of documents held out for validation', type=float)
+    flag('--seed', 'random seed: the same seed, the same split, weights, losses, samples', type=int)
+    group = p.add_argument_group("the model's shape (with --load: the checkpoint's)")
+    flag('--n_embd', 'width of the residual stream', type=int)
+    flag('--n_head', 'attention heads per layer', type=int)
+    flag('--n_layer', 'transformer layers', type=int)
+    flag('--block_size', 'longest context in tokens', type=int)
+    group = p.add_argument_group('training')
+    flag('--num_steps', 'training steps', '1000; 100 with --bench', type=int)
+    flag('--batch_size', 'documents per training step', type=int)
+    flag('--learning_rate', 'peak Adam learning rate', type=float)
+    flag('--warmup_steps', 'steps of linear learning-rate warmup, then a linear decay to 0', type=int)
+    flag('--weight_decay', 'decoupled weight decay, as AdamW', type=float)
+    group = p.add_argument_group('sampling')
+    flag('--num_samples', 'documents to sample after training', type=int)
+    flag('--temperature', 'sampling temperature, above 0: lower is safer, higher wilder', type=float)
+    flag('--prompt', 'every sample starts with this text', metavar='TEXT')
+    group = p.add_argument_group('the workbench')
+    flag('--eval_every', 'steps between validation losses', type=int, default=200)
+    flag('--eval_docs', 'validation documents per evaluation (0: none)', type=int, default=300)
+    flag('--save', 'write a checkpoint here (JSON) during and after training', metavar='PATH')
+    flag('--save_every', 'steps between checkpoints (0: only at the end)', type=int, default=100)
+    flag('--load', 'start from this checkpoint: weights, vocabulary, Adam state', metavar='PATH')
+    flag('--show_attention', "draw each head's attention over this text", metavar='TEXT')
+    flag('--bench', 'time the training steps; no sampling', action='store_true')
+    args = p.parse_args(argv)
+    for name, default in DEFAULTS.items():   # the story's defaults, but for the shape's
+        if getattr(args, name) is None and name not in SHAPE_FLAGS + ('num_steps', 'input'):
+            setattr(args, name, default)
+    if args.num_steps is None:
+        args.num_steps = 100 if args.bench else DEFAULTS['num_steps']
+    check_args(args)
+    return args
+
+
+def check_args(args):
+    def at_least(name, low, high=MAX_STEPS):
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            raise InputError(f'--{name} must be from {low} to {high}, not {value}')
+    for name in SHAPE_FLAGS + ('batch_size', 'eval_every'):
+        at_least(name, 1)
+    for name in ('num_steps', 'warmup_steps', 'eval_docs', 'save_every', 'num_samples'):
+        at_least(name, 0)
+    for name in ('learning_rate', 'temperature'):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            raise InputError(f'--{name} must be a positive number, not {getattr(args, name)}')
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise InputError(f'--weight_decay must be 0 or a positive number, not {args.weight_decay}')
+    if not 0 <= args.val_fraction < 1:
+        raise InputError(f'--val_fraction must be at least 0 and below 1, not {args.val_fraction}')
+    for name in ('input', 'save', 'load'):
+        if getattr(args, name) == '':
+            raise InputError(f'--{name} needs a file name, not an empty one')
+    if args.bench and (args.num_steps == 0 or args.save):
+        raise InputError('--bench times 1 or more training steps, and saves nothing: '
+                         'leave out --num_steps 0 and --save')
+
+
+def main(argv=None):
+    """Run microgpt with command-line flags: main() reads sys.argv, main([...]) a list."""
+    notebook = 'ipykernel' in sys.modules
+    if argv is None:
+        argv = command_line()
     try:
-        report_val(0)
-        for step in range(num_steps):
-            t0 = time.perf_counter()
-            lr = lr_at(step, num_steps, learning_rate, warmup_steps)
-            loss = doc_loss(train_data[adam.t % len(train_data)], state_dict, n_head)
-            stop_if_diverged(loss.data, 'loss', step + 1)
-            loss.backward()
-            adam.step(lr)
-            ms = (time.perf_counter() - t0) * 1000
-            history['train'].append(loss.data)
-            history['ms'].append(ms)
-            progress.step(f'step {step + 1}/{num_steps} | loss {loss.data:.4f} | lr {lr:.1e} | {ms:.1f} ms')
-            done = step + 1 == num_steps or bool(interrupted)
-            if eval_every and (step + 1) % eval_every == 0 or done:
-                report_val(step + 1)
-            if save and (save_every and (step + 1) % save_every == 0 or done):
-                save()
-            if interrupted:
-                progress.line(f'interrupted: stopped after step {step + 1}')
-                break
-        progress.end()
+        with readable_output():
+            run(parse_args(argv))
+    except InputError as e:
+        if notebook:                         # a notebook shows the error, then goes on
+            raise InputError(str(e)) from None
+        print(f'error: {e}', file=sys.stderr)
+        leave(2)
+    except OutputError as e:
+        print(f'error: {e}', file=sys.stderr)
+        leave(1, quiet=True)
+    except BrokenPipeError:                  # `python microgpt.py | head`: end quietly
+        leave(141, quiet=True)
+    except KeyboardInterrupt:                # Ctrl-C outside training (or twice): stop at once
+        if notebook:
+            raise
+        print('\ninterrupted', file=sys.stderr)
+        leave(130)
     finally:
-        catch_ctrl_c(old_handler)
-        if gc_was_enabled:
-            gc.enable()
-    return history
+        if not notebook:                     # a Ctrl-C as Python shuts down: no traceback
+            ignore_ctrl_c()
 
 
-def catch_ctrl_c(handler):
-    # Install handler for Ctrl-C (SIGINT) and return the old one. Only the main
-    # thread may do this; elsewhere Ctrl-C keeps its usual meaning.
-    if handler is None:                 # (no old handler to put back)
-        return None
+def command_line():
+    # In a notebook, sys.argv is the kernel's own (its launcher, -f and a connection
+    # file...): ignore it, unless this file was started by %run microgpt.py --flags.
+    ours = '__file__' in globals() and os.path.abspath(sys.argv[0]) == os.path.abspath(__file__)
+    return sys.argv[1:] if ours or 'ipykernel' not in sys.modules else []
+
+
+def leave(status, quiet=False):
+    if quiet and sys.stdout is not None:    # nothing more to stdout, not even at exit
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+    sys.exit(status)
+
+
+def ignore_ctrl_c():
     try:
-        return signal.signal(signal.SIGINT, handler)
-    except ValueError:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:                       # (not the main thread)
+        pass
+
+
+def run(args):
+    """Check everything that can be checked before training, then tell the story."""
+    path = args.input or default_input_path()
+    docs = read_docs(path)
+    model = load_checkpoint(args.load, args.weight_decay) if args.load else None
+    tokenizer = model.tokenizer if model else Tokenizer(''.join(docs))
+    config = check_shape(args, model, tokenizer)
+    check_texts(args, tokenizer, config, docs, path)
+    check_memory(config, args.batch_size, docs)
+    if args.save:
+        check_save_path(args.save, path)
+    if model:
+        print(f'loaded {args.load}: trained for {model.adam.t} steps so far')
+    settings = {name: getattr(args, name) for name in DEFAULTS}
+    settings.update(input=path, num_samples=0 if args.bench else args.num_samples)
+    watch = Workbench(args)
+    with training_mode(watch):
+        model = train_and_sample(**settings, model=model, observe=watch)
+    if args.save and not args.num_steps:
+        save_checkpoint(args.save, model)
+        print(f'saved checkpoint {args.save} (step {model.adam.t})')
+    if args.show_attention is not None:
+        print(attention_maps(model, args.show_attention))
+    if args.bench:
+        print(bench_report(watch, model.config))
+
+
+def default_input_path():
+    # names.txt beside this file, wherever it is run from. Pasted into a notebook
+    # cell there is no __file__, so look in the current folder instead.
+    folder = os.path.dirname(os.path.abspath(__file__)) if '__file__' in globals() else os.getcwd()
+    return os.path.join(folder, 'names.txt')
+
+
+# --- Checks before training ------------------------------------------------------
+
+def regular_file(path, what, max_bytes):
+    """Refuse what is not a regular file (a FIFO would hang, /dev/zero never ends) or
+    is too large, before opening it."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f'{what} {path!r} not found')
+    except (OSError, ValueError) as e:
+        raise InputError(f'cannot read {what} {path!r}: {getattr(e, "strerror", None) or e}')
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f'{what} {path!r} is not a regular file')
+    if info.st_size > max_bytes:
+        raise InputError(f'{what} {path!r} has {info.st_size / 2 ** 20:.0f} MB; '
+                         f'microgpt reads at most {max_bytes // 2 ** 20} MB')
+
+
+def read_docs(path):
+    """Part I's load_docs(path), after the checks it leaves out, each with its own message."""
+    regular_file(path, 'input file', MAX_INPUT_BYTES)
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+        data.decode('utf-8')
+    except UnicodeDecodeError as e:          # (e.start counts from the start of the file)
+        line = data.count(b'\n', 0, e.start) + 1
+        raise InputError(f'input file {path!r} is not UTF-8 text: byte 0x{data[e.start]:02x} '
+                         f'at offset {e.start} (line {line})')
+    except OSError as e:
+        raise InputError(f'cannot read input file {path!r}: {e.strerror or e}')
+    docs = load_docs(path)
+    if not docs:
+        raise InputError(f'input file {path!r} is empty: it needs one document per line')
+    return docs
+
+
+def check_shape(args, model, tokenizer):
+    """The model's GPTConfig: the checkpoint's, or the flags' (or their defaults)."""
+    if model:
+        for name in SHAPE_FLAGS:
+            given = getattr(args, name)
+            if given is not None and given != getattr(model.config, name):
+                raise InputError(f"--{name} {given} differs from the checkpoint's {name} "
+                                 f'{getattr(model.config, name)}; leave it out when you --load')
+        return model.config
+    shape = {name: DEFAULTS[name] if getattr(args, name) is None else getattr(args, name)
+             for name in SHAPE_FLAGS}
+    for name, value in shape.items():
+        setattr(args, name, value)
+    if shape['n_embd'] % shape['n_head']:
+        raise InputError(f'--n_embd {shape["n_embd"]} is not divisible by --n_head {shape["n_head"]}')
+    return GPTConfig(tokenizer.vocab_size, *shape.values())
+
+
+def check_texts(args, tokenizer, config, docs, path):
+    """Every character the run will encode is in the vocabulary; the prompt and the
+    attention text fit in block_size. Checked now, not after training."""
+    if args.num_steps:
+        unknown = set(''.join(docs)) - set(tokenizer.chars)
+        if unknown:
+            raise InputError(f'{path!r}: character {min(unknown)!r} is not in the checkpoint\'s '
+                             f'vocabulary (it was trained on other characters)')
+    block_size = config.block_size
+    for flag, text, most in (('--prompt', args.prompt, block_size),
+                             ('--show_attention', args.show_attention or '', block_size - 1)):
+        unknown = [ch for ch in text if ch not in tokenizer.ids]
+        if unknown:
+            raise InputError(f'{flag} {text!r}: character {unknown[0]!r} is not in the vocabulary')
+        if len(text) > most:
+            raise InputError(f'{flag} has {len(text)} characters; at most {most} fit in '
+                             f'--block_size {block_size}')
+
+
+# Bytes per graph edge (with its share of the nodes) and per parameter (the Value,
+# its place in a row, Adam's m and v), measured with tracemalloc on CPython 3.11
+# for several shapes: 21-40 bytes per edge, 123-125 per parameter.
+BYTES_PER_EDGE, BYTES_PER_PARAM = 40, 125
+
+
+def estimate_memory(config, batch_size, docs):
+    """Bytes that training needs at most: the parameters, one step's graph for
+    batch_size documents of block_size tokens (its edges, counted from the shape
+    as in Part I's model), and the documents."""
+    n, T, L, V, H = config.n_embd, config.block_size, config.n_layer, config.vocab_size, config.n_head
+    params = V * n + T * n + L * 12 * n * n  # as matrix_shapes() (not called: L may be huge)
+    per_doc = T * L * (24 * n * n + 16 * n) + L * (4 * n + 7 * H) * T * (T + 1) // 2 \
+        + T * (6 * n + 2 * n * V + V)        # layers; attention over the positions so far; the rest
+    text = sum(100 + len(doc) for doc in docs)
+    return BYTES_PER_PARAM * params + BYTES_PER_EDGE * per_doc * batch_size + 3 * text
+
+
+def available_memory():
+    """Bytes of memory this process could still use, or None where unknown."""
+    try:
+        with open('/proc/meminfo') as f:
+            return int(next(line for line in f if line.startswith('MemAvailable:')).split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError):
         return None
+
+
+def check_memory(config, batch_size, docs):
+    need, have = estimate_memory(config, batch_size, docs), available_memory()
+    if have is not None and need > have:
+        raise InputError(f'training this model needs about {need / 2 ** 30:,.1f} GB of memory '
+                         f'({config.vocab_size} tokens, n_embd {config.n_embd}, n_layer '
+                         f'{config.n_layer}, block_size {config.block_size}, batch_size '
+                         f'{batch_size}); this machine has {have / 2 ** 30:,.1f} GB available')
+
+
+def check_save_path(path, input_path):
+    """Refuse, before training, a checkpoint path that the save would fail on or that
+    holds something else: a folder, a device, the training data."""
+    target = os.path.realpath(path)          # through a symlink, to the file it names
+    if os.path.exists(target):
+        if not stat.S_ISREG(os.stat(target).st_mode):
+            raise InputError(f'--save {path!r} is not a regular file; refusing to replace it')
+        if os.path.samefile(target, input_path):
+            raise InputError(f'--save {path!r} is the training data; save elsewhere')
+    folder = os.path.dirname(target)
+    try:                                     # the one sure test: make a file there
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=os.path.basename(target) + '.'):
+            pass
+    except OSError as e:
+        raise InputError(f'cannot write checkpoint {path!r}: {e.strerror or e}')
+
+
+# --- Training, watched -----------------------------------------------------------
+
+class Workbench:
+    """Watches Part I's training through train()'s on_step: prints progress, runs
+    the validation schedule, saves checkpoints, stops cleanly on Ctrl-C or SIGTERM,
+    and at the end draws the loss curve."""
+
+    def __init__(self, args):
+        self.args, self.stop_requested, self.graphs = args, False, []
+        self.history = {'train': [], 'val': [], 'ms': []}  # loss per step; (step, val loss); ms
+        self.progress = Progress(in_place=output_is_live())
+
+    def __call__(self, model, val_docs):     # train_and_sample() hands over what it built
+        self.model = model
+        self.eval_docs = [] if self.args.bench else val_docs[:self.args.eval_docs]
+        if self.args.num_steps:
+            self.report_val(0)
+        self.started = time.perf_counter()
+        return self.on_step
+
+    def on_step(self, step, loss, lr):
+        ms = (time.perf_counter() - self.started) * 1000
+        self.history['train'].append(loss.data)
+        self.history['ms'].append(ms)
+        self.progress.step(f'step {step}/{self.args.num_steps} | loss {loss.data:.4f} | '
+                           f'lr {lr:.1e} | {ms:.1f} ms')
+        if not math.isfinite(loss.data):
+            raise self.diverged(f'the loss became {loss.data} at step {step}')
+        if self.args.bench and step % 10 == 1:   # (not every step: counting slows the next one)
+            self.graphs.append(graph_size(loss))
+        done = step == self.args.num_steps or self.stop_requested
+        if done and self.stop_requested:
+            self.progress.line(f'interrupted: stopped after step {step}')
+        if self.args.save and (done or self.args.save_every and step % self.args.save_every == 0):
+            self.save(step, done)
+        if not self.stop_requested and (done or step % self.args.eval_every == 0):
+            self.report_val(step)
+        if done:
+            self.finish()
+        self.started = time.perf_counter()
+        return self.stop_requested
+
+    def report_val(self, step):
+        if not self.eval_docs:
+            return
+        total = 0.0
+        for doc in self.eval_docs:
+            if self.stop_requested:            # Ctrl-C: stop now, not after 3000 documents
+                return
+            tokens = self.model.tokenizer.encode_doc(doc)
+            total += doc_loss(tokens, self.model.state_dict, self.model.config).data
+        loss = total / len(self.eval_docs)
+        if not math.isfinite(loss):
+            raise self.diverged(f'the validation loss became {loss} at step {step}')
+        self.history['val'].append((step, loss))
+        self.progress.line(f'step {step}/{self.args.num_steps} | val loss {loss:.4f} '
+                           f'({len(self.eval_docs)} docs)')
+
+    def save(self, step, done):
+        if not is_finite(self.model):        # never a checkpoint that cannot be loaded
+            raise self.diverged(f'the weights became infinite or nan at step {step}')
+        save_checkpoint(self.args.save, self.model)
+        if done:
+            self.progress.line(f'saved checkpoint {self.args.save} (step {self.model.adam.t})')
+
+    def finish(self):
+        self.progress.end()
+        if self.args.bench:
+            return
+        print(loss_curve(self.history))
+        print(summary(self.history))
+        warning = divergence_warning(self.history, self.model.config.vocab_size)
+        if warning:
+            print(f'warning: {warning}; {self.hint()}', file=sys.stderr)
+
+    def hint(self):
+        """The likely cause of a diverging run."""
+        lr, wd = self.args.learning_rate, self.args.weight_decay
+        if lr * wd > 1:                      # each step would push a weight past 0
+            return (f'--weight_decay {wd:g} times --learning_rate {lr:g} is above 1: '
+                    f'try a --weight_decay below {1 / lr:g}')
+        return f'try a smaller --learning_rate than {lr:g}'
+
+    def diverged(self, what):
+        self.progress.end()
+        return InputError(f'{what}; {self.hint()}')
+
+
+def divergence_warning(history, vocab_size):
+    """A run whose loss ended above a uniform guess, ln(vocab_size), diverged even if
+    every number stayed finite."""
+    losses = history['train']
+    recent = losses[-max(1, len(losses) // 10):]
+    final, uniform = sum(recent) / len(recent), math.log(vocab_size)
+    if losses and final > uniform + 0.5:
+        return (f'training diverged: the loss ended at {final:.4g}, worse than a uniform guess '
+                f'({uniform:.2f})')
+    return None
+
+
+class training_mode:
+    """While the story runs: Ctrl-C (SIGINT) and SIGTERM ask the watcher to stop after
+    the current step (a second Ctrl-C stops at once); and CPython's cyclic garbage
+    collector is paused. A step's graph is tens of thousands of short-lived Values
+    with no reference cycles: reference counting frees them all, and the collector
+    would only scan them again and again, for nothing (about 15% of a step). PyPy
+    has no reference counting: its collector must run."""
+
+    def __init__(self, watch):
+        self.watch, self.old = watch, {}
+
+    def on_signal(self, signum, frame):
+        self.watch.stop_requested = True
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                      else signal.SIG_DFL)
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.old[signum] = signal.signal(signum, self.on_signal)
+            except ValueError:               # only the main thread may catch signals
+                pass
+        self.gc_was_enabled = gc.isenabled()
+        if sys.implementation.name == 'cpython':
+            gc.disable()
+
+    def __exit__(self, *exc):
+        for signum, handler in self.old.items():
+            signal.signal(signum, handler)
+        if self.gc_was_enabled:
+            gc.enable()
+        if isinstance(exc[1], (OverflowError, ZeroDivisionError)):   # a ** or exp overflowed
+            steps = len(self.watch.history['train'])
+            raise self.watch.diverged(f'the numbers overflowed at step {steps + 1}') from None
 
 
 class Progress:
@@ -474,7 +877,7 @@ class Progress:
         else:
             print(text, flush=True)
 
-    def line(self, text):               # a line that stays
+    def line(self, text):                   # a line that stays
         self.end()
         print(text, flush=True)
 
@@ -484,285 +887,160 @@ class Progress:
             self.open = False
 
 
-# -----------------------------------------------------------------------------
-# 7. Sampling
-# To write a new document, start from <BOS>, ask the model for the next token's
-# probabilities, draw one, feed it back in, and repeat until <EOS>.
-# Temperature divides the logits first: below 1 the model keeps closer to its
-# favourite tokens, above 1 it takes more chances.
-
-def sample(state_dict, tokenizer, n_head, rng, temperature=1.0, prompt=''):
-    """One new document that starts with prompt; at most block_size characters."""
-    block_size = len(state_dict['wpe'])
-    tokens = [Tokenizer.BOS] + tokenizer.encode(prompt)
-    if len(tokens) > block_size + 1:
-        raise InputError(f'the prompt has {len(prompt)} characters; at most {block_size} fit in block_size')
-    n_layer = n_layer_of(state_dict)
-    keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
-    for pos in range(block_size):
-        logits = gpt(tokens[pos], pos, keys, values, state_dict, n_head)
-        if pos + 1 < len(tokens):
-            continue                        # still reading the prompt
-        _, weights, _ = exp_normalize([z.data / temperature for z in logits])   # softmax, unnormalized
-        weights[Tokenizer.BOS] = 0.0        # <BOS> only ever starts a document
-        token_id = draw(weights, rng)
-        if token_id == Tokenizer.EOS:
-            break
-        tokens.append(token_id)
-    return tokenizer.decode(tokens)
+def output_is_live():
+    """True on a terminal or in a notebook, where a line can be rewritten."""
+    stream = sys.__stdout__
+    return 'ipykernel' in sys.modules or bool(stream and stream.isatty())
 
 
-def draw(weights, rng):
-    """A random index, each i with probability weights[i] / sum(weights)."""
-    r = rng.random() * sum(weights)
-    for i, w in enumerate(weights):
-        r -= w
-        if r < 0:
-            return i
-    return len(weights) - 1                 # only reached through rounding
+class readable_output:   # (a context manager, used as: with readable_output(): ...)
+    """For the time of main(): stdout shows control characters (ESC, BEL, ... found in
+    a training file) as \\x1b, \\x07, ... instead of sending them to the terminal, prints
+    any character whatever the console's encoding, and turns a failed write (a full
+    disk) into OutputError. A closed pipe stays a BrokenPipeError."""
+    CONTROLS = {c: f'\\x{c:02x}' for c in [*range(32), *range(127, 160)] if chr(c) not in '\n\r\t'}
 
+    def __enter__(self):
+        self.stdout = sys.stdout
+        if self.stdout is not None:          # (None: started with stdout closed)
+            if hasattr(self.stdout, 'reconfigure'):
+                self.stdout.reconfigure(errors='backslashreplace')
+            sys.stdout = self
 
-# -----------------------------------------------------------------------------
-# 8. Command line
-# Flags only: every flag sets the variable of the same name, and the work is
-# done by the functions above. main(['--num_steps', '100']) does the same from a
-# notebook.
+    def __exit__(self, *exc):
+        sys.stdout = self.stdout
 
-SHAPE_FLAGS = ('n_embd', 'n_head', 'n_layer', 'block_size')   # a checkpoint fixes these
+    def write(self, text):
+        return self.guard(self.stdout.write, text.translate(self.CONTROLS))
 
+    def flush(self):
+        return self.guard(self.stdout.flush)
 
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):               # one line and status 2, no usage block
-        self.exit(2, f'error: {message}\n')
-
-
-def parse_args(argv):
-    p = ArgumentParser(description='Train a tiny GPT on a list of documents, then sample new ones.')
-    flag = p.add_argument
-    # data
-    flag('--input', help='text file, one document per line (default: names.txt)')
-    flag('--val_fraction', type=float, default=0.1, help='share of documents held out for validation (default 0.1)')
-    # model shape: None means the default, or the checkpoint's with --load
-    flag('--n_embd', type=int, help='width of the residual stream (default 16)')
-    flag('--n_head', type=int, help='attention heads per layer (default 4)')
-    flag('--n_layer', type=int, help='transformer layers (default 1)')
-    flag('--block_size', type=int, help='longest context in tokens (default 16)')
-    # training
-    flag('--num_steps', type=int, help='training steps, one document each (default 1000; 100 with --bench)')
-    flag('--learning_rate', type=float, default=1e-2, help='peak Adam learning rate (default 0.01)')
-    flag('--warmup_steps', type=int, default=0, help='steps of linear learning-rate warmup (default 0)')
-    flag('--weight_decay', type=float, default=0.0, help='decoupled weight decay, as AdamW (default 0)')
-    flag('--eval_every', type=int, default=200, help='steps between validation losses (default 200)')
-    flag('--eval_docs', type=int, default=300, help='validation documents per evaluation (default 300; 0: none)')
-    flag('--seed', type=int, default=42, help='random seed: same seed, same losses and samples (default 42)')
-    # sampling
-    flag('--num_samples', type=int, default=20, help='documents to sample after training (default 20)')
-    flag('--temperature', type=float, default=1.0, help='sampling temperature, > 0 (default 1)')
-    flag('--prompt', default='', help='every sample starts with this text')
-    # tools (appendix)
-    flag('--save', metavar='PATH', help='write a checkpoint here (JSON) during and after training')
-    flag('--save_every', type=int, default=100, help='steps between checkpoints (default 100; 0: only at the end)')
-    flag('--load', metavar='PATH', help='start from this checkpoint: weights, vocabulary, Adam state')
-    flag('--show_attention', metavar='TEXT', help='draw each head\'s attention over TEXT')
-    flag('--bench', action='store_true', help='time the training steps; no sampling')
-    args = p.parse_args(argv)
-    check_args(args)
-    return args
-
-
-def check_args(args):
-    def fail(message):
-        raise InputError(message)
-    for name in SHAPE_FLAGS + ('num_steps',):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == 'num_steps' else 1):
-            fail(f'--{name} must be at least {0 if name == "num_steps" else 1}, not {value}')
-    for name in ('warmup_steps', 'eval_docs', 'save_every', 'num_samples'):
-        if getattr(args, name) < 0:
-            fail(f'--{name} must be 0 or more, not {getattr(args, name)}')
-    if args.eval_every < 1:
-        fail(f'--eval_every must be at least 1, not {args.eval_every}')
-    for name in ('learning_rate', 'temperature'):
-        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
-            fail(f'--{name} must be a positive number, not {getattr(args, name)}')
-    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
-        fail(f'--weight_decay must be 0 or a positive number, not {args.weight_decay}')
-    if not 0 <= args.val_fraction < 1:
-        fail(f'--val_fraction must be at least 0 and below 1, not {args.val_fraction}')
-    if args.bench and args.num_steps == 0:
-        fail('--bench needs --num_steps 1 or more')
-
-
-def main(argv=None):
-    """Run microgpt with command-line flags: main() reads sys.argv, main([...]) a list."""
-    if argv is None:
-        argv = [] if 'ipykernel' in sys.modules else sys.argv[1:]   # a notebook's argv is the kernel's
-    if hasattr(sys.stdout, 'reconfigure'):   # print any document, even where the console's encoding lacks a character
-        sys.stdout.reconfigure(errors='backslashreplace')
-    try:
-        run(parse_args(argv))
-    except InputError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:               # Ctrl-C outside training (or twice): stop at once
-        print('\ninterrupted', file=sys.stderr)
-        sys.exit(130)
-
-
-def run(args):
-    """Build or load the model, train it, then sample and show what was asked for."""
-    if args.load:
-        state_dict, tokenizer, config, adam_state = load_checkpoint(args.load)
-        for name in SHAPE_FLAGS:
-            given = getattr(args, name)
-            if given is not None and given != config[name]:
-                raise InputError(f'--{name} {given} differs from the checkpoint\'s {name} {config[name]}; '
-                                 f'leave it out when you --load')
-    else:
-        config = {'n_embd': 16, 'n_head': 4, 'n_layer': 1, 'block_size': 16}
-        config.update({k: getattr(args, k) for k in SHAPE_FLAGS if getattr(args, k) is not None})
-        if config['n_embd'] % config['n_head']:
-            raise InputError(f'--n_embd {config["n_embd"]} is not divisible by --n_head {config["n_head"]}')
-    num_steps = args.num_steps if args.num_steps is not None else (100 if args.bench else 1000)
-    n_head = config['n_head']
-
-    # Data: needed to train, and to build the vocabulary of a new model.
-    if num_steps or not args.load:
-        path = args.input or default_input_path()
-        train_docs, val_docs = split_docs(load_docs(path), args.val_fraction, random.Random(args.seed))
-        if not train_docs:
-            raise InputError(f'--val_fraction {args.val_fraction} leaves no training documents')
-        if not args.load:
-            tokenizer = Tokenizer(''.join(train_docs + val_docs))
-        train_data = [encode_doc(tokenizer, doc, path) for doc in train_docs]
-        val_data = [encode_doc(tokenizer, doc, path) for doc in val_docs]
-        print(f'{len(train_docs)} training and {len(val_docs)} validation documents from {path}, '
-              f'vocabulary of {tokenizer.vocab_size} tokens')
-    # Check the texts to sample from and to look at now, not after training.
-    block_size = config['block_size']
-    for flag, text, most in (('--prompt', args.prompt, block_size),
-                             ('--show_attention', args.show_attention or '', block_size - 1)):
+    def guard(self, f, *args):
         try:
-            tokenizer.encode(text)
-        except InputError as e:
-            raise InputError(f'{flag} {text!r}: {e}')
-        if len(text) > most:
-            raise InputError(f'{flag} has {len(text)} characters; at most {most} fit in --block_size {block_size}')
-    if not args.load:
-        state_dict = init_state_dict(tokenizer.vocab_size, config['n_embd'], config['n_layer'],
-                                     config['block_size'], seed=args.seed)
-    params = parameters(state_dict)
-    print(f'{len(params)} parameters: ' + ', '.join(f'{k} {v}' for k, v in config.items()))
-    adam = Adam(params, weight_decay=args.weight_decay)
-    if args.load:
-        adam.m, adam.v, adam.t = adam_state
-        print(f'loaded {args.load}: trained for {adam.t} steps so far')
+            return f(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f'cannot write the output: {e.strerror or e}') from None
 
-    if args.bench:
-        return bench(state_dict, adam, train_data, n_head, num_steps, args.learning_rate, config)
-    save = (lambda: save_checkpoint(args.save, state_dict, tokenizer, config, adam)) if args.save else None
-    if num_steps:
-        history = train(state_dict, adam, train_data, val_data, n_head, num_steps, args.learning_rate,
-                        args.warmup_steps, args.eval_every, args.eval_docs, save, args.save_every)
-        print(loss_curve(history))
-        print(summary(history))
-    elif save:
-        save()
-    if save:
-        print(f'saved checkpoint {args.save} (step {adam.t})')
-    if args.num_samples:
-        plural = 's' if args.num_samples > 1 else ''
-        print(f'--- {args.num_samples} sample{plural} (temperature {args.temperature:g}) ---')
-    rng = random.Random(args.seed)          # the same model and seed sample the same documents
-    for _ in range(args.num_samples):
-        print(sample(state_dict, tokenizer, n_head, rng, args.temperature, args.prompt))
-    if args.show_attention is not None:
-        print(attention_maps(state_dict, tokenizer, n_head, args.show_attention))
+    def __getattr__(self, name):             # the rest (isatty, encoding, ...): stdout's
+        return getattr(self.stdout, name)
 
 
-def encode_doc(tokenizer, doc, path):
-    """[<BOS>] + the document's tokens + [<EOS>]."""
+# --- Checkpoints: a JSON file (readable, and safe to load, unlike pickle) ---------
+
+def is_finite(model):
+    numbers = [p.data for p in model.adam.params] + model.adam.m + model.adam.v
+    return all(map(math.isfinite, numbers))
+
+
+def save_checkpoint(path, model):
+    """Write model to path, atomically: a temporary file beside the target, flushed
+    to the disk, then renamed over it in one step. An interrupted or failed save
+    leaves the old checkpoint as it was and no temporary file. A model with a
+    non-finite number is never written: it could not be loaded."""
+    if not is_finite(model):
+        raise InputError(f'the weights or Adam state are infinite or nan: {path!r} not written')
+    config = model.config._asdict()
+    del config['vocab_size']                 # (the vocabulary is in 'chars')
+    checkpoint = {'format': 'microgpt checkpoint 1', 'config': config, 'chars': model.tokenizer.chars,
+                  'step': model.adam.t, 'adam_m': model.adam.m, 'adam_v': model.adam.v,
+                  'state_dict': {name: [[p.data for p in row] for row in matrix]
+                                 for name, matrix in model.state_dict.items()}}
+    target = os.path.realpath(path)          # through a symlink: replace the file it names
     try:
-        return [Tokenizer.BOS] + tokenizer.encode(doc) + [Tokenizer.EOS]
-    except InputError as e:
-        raise InputError(f'{path!r}: {e} (the checkpoint was trained on other characters)')
-
-
-# =============================================================================
-# Appendix: tools around the algorithm. The algorithm above never uses them;
-# only the command line (section 8) calls them, for the flags that ask for them.
-# =============================================================================
-
-# --- Checkpoints: a JSON file (readable, and safe to load, unlike pickle) ------
-
-def save_checkpoint(path, state_dict, tokenizer, config, adam):
-    checkpoint = {
-        'format': 'microgpt checkpoint 1',
-        'config': config,
-        'chars': tokenizer.chars,
-        'step': adam.t,
-        'state_dict': {name: [[p.data for p in row] for row in matrix] for name, matrix in state_dict.items()},
-        'adam_m': adam.m,
-        'adam_v': adam.v,
-    }
-    # Write a temporary file beside the target, then rename it over the target in
-    # one step: an interrupted run never leaves a half-written checkpoint.
-    folder = os.path.dirname(os.path.abspath(path))
+        mode = stat.S_IMODE(os.stat(target).st_mode)     # keep the file's permissions,
+    except OSError:
+        mode = 0o666 & ~current_umask()                  # or give a new file the usual ones
+    tmp = None
     try:
-        with tempfile.NamedTemporaryFile('w', dir=folder, suffix='.tmp', delete=False) as f:
+        with tempfile.NamedTemporaryFile('w', dir=os.path.dirname(target), delete=False,
+                                         prefix=os.path.basename(target) + '.', suffix='.tmp') as f:
+            tmp = f.name
             json.dump(checkpoint, f)
-        os.replace(f.name, path)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+        tmp = None
     except OSError as e:
-        raise InputError(f'cannot write checkpoint {path!r}: {e.strerror or e}')
+        raise InputError(f'cannot write checkpoint {path!r}: {e.strerror or e} '
+                         f'(the file there is unchanged)')
+    finally:
+        if tmp is not None:                   # any failure, Ctrl-C included: no litter
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
 
 
-def load_checkpoint(path):
-    """(state_dict, tokenizer, config, (adam_m, adam_v, step)) from save_checkpoint's file."""
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path, weight_decay=0.0):
+    """A Model from save_checkpoint's file, every part of it checked first: a damaged
+    or hostile file gets one line, before anything large is built."""
+    regular_file(path, 'checkpoint', MAX_CHECKPOINT_BYTES)
     try:
         with open(path, encoding='utf-8') as f:
             ck = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f'checkpoint {path!r} not found')
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise InputError(f'checkpoint {path!r} is damaged or not a checkpoint ({type(e).__name__})')
     try:
-        if ck['format'] != 'microgpt checkpoint 1':
-            raise ValueError('format')
-        config = {name: ck['config'][name] for name in SHAPE_FLAGS}
-        tokenizer = Tokenizer(ck['chars'])
-        if tokenizer.chars != ck['chars'] or any(len(ch) != 1 for ch in tokenizer.chars):
-            raise ValueError('chars')
-        if not all(type(v) is int and v >= 1 for v in config.values()) or config['n_embd'] % config['n_head']:
-            raise ValueError('config')
-        if len(ck['state_dict']) != 2 + 6 * config['n_layer']:      # (before a huge n_layer costs time)
-            raise ValueError('number of matrices')
-        shapes = matrix_shapes(tokenizer.vocab_size, config['n_embd'], config['n_layer'], config['block_size'])
-        if list(ck['state_dict']) != list(shapes):
-            raise ValueError('matrix names')
-        state_dict = {}
-        for name, matrix in ck['state_dict'].items():
-            n_out, n_in = shapes[name]
-            if len(matrix) != n_out or any(len(row) != n_in for row in matrix):
-                raise ValueError(f'shape of {name}')
-            state_dict[name] = [[Value(finite(x)) for x in row] for row in matrix]
-        n = len(parameters(state_dict))
-        adam_m = [finite(x) for x in ck['adam_m']]
-        adam_v = [finite(x) for x in ck['adam_v']]
-        step = ck['step']
-        if len(adam_m) != n or len(adam_v) != n or type(step) is not int or step < 0:
-            raise ValueError('adam state')
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        return model_from_checkpoint(ck, weight_decay)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise InputError(f'checkpoint {path!r} is damaged or not a microgpt checkpoint ({e})')
-    return state_dict, tokenizer, config, (adam_m, adam_v, step)
+
+
+def model_from_checkpoint(ck, weight_decay):
+    if ck['format'] != 'microgpt checkpoint 1':
+        raise ValueError('format')
+    chars = ck['chars']
+    if not (isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
+            and chars == sorted(set(chars))):
+        raise ValueError('chars')
+    shape = [ck['config'][name] for name in SHAPE_FLAGS]
+    if not all(type(v) is int and 1 <= v <= MAX_STEPS for v in shape) or shape[0] % shape[1]:
+        raise ValueError('config')
+    config = GPTConfig(len(chars) + 2, *shape)
+    if estimate_memory(config, 1, []) > (available_memory() or math.inf):
+        raise ValueError(f'a model of this shape ({config}) would not fit in memory')
+    if len(ck['state_dict']) != 2 + 6 * config.n_layer:
+        raise ValueError('number of matrices')
+    shapes = matrix_shapes(config)
+    if list(ck['state_dict']) != list(shapes):
+        raise ValueError('matrix names')
+    state_dict = {}
+    for name, (n_out, n_in) in shapes.items():
+        matrix = ck['state_dict'][name]
+        if len(matrix) != n_out or any(len(row) != n_in for row in matrix):
+            raise ValueError(f'shape of {name}')
+        state_dict[name] = [[Value(finite(x)) for x in row] for row in matrix]
+    adam = Adam(parameters(state_dict), weight_decay)
+    adam.m, adam.v, adam.t = [finite(x) for x in ck['adam_m']], [finite(x) for x in ck['adam_v']], ck['step']
+    if len(adam.m) != len(adam.params) or len(adam.v) != len(adam.params) or min(adam.v, default=0) < 0:
+        raise ValueError('adam state')
+    if type(adam.t) is not int or not 0 <= adam.t <= MAX_STEPS:
+        raise ValueError('step')
+    model = Model(config, Tokenizer(chars), state_dict, adam)
+    logits = gpt(Tokenizer.BOS, 0, [[] for _ in range(config.n_layer)],
+                 [[] for _ in range(config.n_layer)], state_dict, config)
+    if not all(math.isfinite(z.data) for z in logits):
+        raise ValueError('its weights give non-finite outputs')
+    return model
 
 
 def finite(x):
-    if type(x) not in (int, float) or not math.isfinite(x):
-        raise ValueError(f'not a finite number: {x!r}')
+    if type(x) not in (int, float) or not math.isfinite(float(x)):
+        raise ValueError(f'not a finite number: {str(x)[:20]}')
     return float(x)
 
 
-# --- Loss curve: drawn with plain characters --------------------------------------
+# --- Loss curve: drawn with plain characters ----------------------------------------
 
 def loss_curve(history, width=60, height=10):
     """The losses against the step, drawn with characters: o is the validation
@@ -793,7 +1071,7 @@ def loss_curve(history, width=60, height=10):
 
 def summary(history):
     """One line: the final training loss (a mean over the last tenth of the steps,
-    as one document's loss is noisy), the final validation loss, the speed."""
+    as one step's loss is noisy), the final validation loss, the speed."""
     losses, ms = history['train'], history['ms']
     recent = losses[-max(1, len(losses) // 10):]
     line = f'after {len(losses)} steps: train loss {sum(recent) / len(recent):.4f} (mean of the last {len(recent)})'
@@ -804,37 +1082,53 @@ def summary(history):
 
 # --- Attention maps: what each head looks at ----------------------------------------
 
-def attention_maps(state_dict, tokenizer, n_head, text):
+def attention_weights(model, text):
+    """Every attention head's weights over <BOS> + text: a list per position, layer and
+    head, in that order. gpt() calls softmax() only for attention: record what it returns."""
+    config, tokens = model.config, [Tokenizer.BOS] + model.tokenizer.encode(text)
+    weights, part_one_softmax = [], softmax
+
+    def recording_softmax(scores):
+        probs = part_one_softmax(scores)
+        weights.append([p.data for p in probs])
+        return probs
+    namespace = globals()                   # where Part I's functions look softmax up
+    namespace['softmax'] = recording_softmax
+    try:
+        keys, values = [[] for _ in range(config.n_layer)], [[] for _ in range(config.n_layer)]
+        for pos, token_id in enumerate(tokens):
+            gpt(token_id, pos, keys, values, model.state_dict, config)
+    finally:
+        namespace['softmax'] = part_one_softmax
+    return weights
+
+
+def attention_maps(model, text):
     """For each layer and head, a character heat map of the attention weights over text:
     row = the position reading, column = the position read (darker = more weight)."""
-    block_size = len(state_dict['wpe'])
-    tokens = [Tokenizer.BOS] + tokenizer.encode(text)
-    if len(tokens) > block_size:
-        raise InputError(f'the text has {len(text)} characters; at most {block_size - 1} fit in block_size')
-    n_layer = n_layer_of(state_dict)
-    keys, values, weights = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], []
-    for pos, token_id in enumerate(tokens):
-        gpt(token_id, pos, keys, values, state_dict, n_head, weights)
-    # weights holds, position by position, layer by layer, one list per head
-    labels = '^' + text                     # ^ stands for <BOS>
-    shades = ' .:-=+*#%@'                   # weight 0 to 0.1 is ' ', ..., 0.9 to 1 is '@'
+    config, weights = model.config, attention_weights(model, text)
+    labels, shades = '^' + text, ' .:-=+*#%@'   # ^ is <BOS>; weight 0-0.1 is ' ', ..., 0.9-1 '@'
     out = [f'attention over {text!r} (^ is <BOS>; rows read, columns are read; darker = more weight)']
-    for layer in range(n_layer):
-        for head in range(n_head):
-            out.append(f'layer {layer} head {head}')
-            out.append('   ' + labels)
-            for pos in range(len(tokens)):
-                row = weights[(pos * n_layer + layer) * n_head + head]
-                out.append(f' {labels[pos]} ' + ''.join(shades[min(int(w * 10), 9)] for w in row))
+    for layer in range(config.n_layer):
+        for head in range(config.n_head):
+            out += [f'layer {layer} head {head}', '   ' + labels]
+            for pos in range(len(labels)):
+                row = weights[(pos * config.n_layer + layer) * config.n_head + head]
+                shaded = (shades[min(int(w * 10), 9)] if w == w else '?' for w in row)   # (nan: ?)
+                out.append(f' {labels[pos]} ' + ''.join(shaded))
     return '\n'.join(out)
 
 
-# --- Benchmark: the speed of a training step, for anyone to rerun ------------------
+# --- Benchmark: the speed of a training step, for anyone to rerun --------------------
 
-def bench(state_dict, adam, train_data, n_head, num_steps, learning_rate, config):
-    history = train(state_dict, adam, train_data, [], n_head, num_steps, learning_rate, eval_docs=0)
-    graph = [graph_size(doc_loss(train_data[t % len(train_data)], state_dict, n_head))
-             for t in range(adam.t - num_steps, adam.t)]
+def graph_size(root):
+    """(nodes, edges) of root's graph, counting the leaves (parameters) as nodes."""
+    interior = topological_order(root)
+    leaves = {child for node in interior for child in node._children if not child._children}
+    return len(interior) + len(leaves), sum(len(node._children) for node in interior)
+
+
+def bench_report(watch, config):
     try:
         import resource                     # (Unix only)
         kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform == 'darwin' else 1)
@@ -842,19 +1136,14 @@ def bench(state_dict, adam, train_data, n_head, num_steps, learning_rate, config
     except ImportError:
         peak = 'unknown on this platform'
     impl = f'{sys.implementation.name} {".".join(map(str, sys.version_info[:3]))}'
-    ms = history['ms']
-    print(f'bench: {len(ms)} steps, {", ".join(f"{k} {v}" for k, v in config.items())}, {impl}')
-    print(f'ms per step: median {statistics.median(ms):.2f} (min {min(ms):.2f}, max {max(ms):.2f})')
-    print(f'graph per step: {sum(n for n, _ in graph) // len(graph)} nodes, '
-          f'{sum(e for _, e in graph) // len(graph)} edges (mean)')
-    print(f'peak memory: {peak}')
-
-
-def graph_size(root):
-    """(nodes, edges) of root's graph, counting the leaves (parameters) as nodes."""
-    interior = topological_order(root)
-    leaves = {child for node in interior for child in node._children if not child._children}
-    return len(interior) + len(leaves), sum(len(node._children) for node in interior)
+    ms, graphs = watch.history['ms'], watch.graphs
+    shape = ', '.join(f'{k} {v}' for k, v in config._asdict().items() if k != 'vocab_size')
+    return '\n'.join([
+        f'bench: {len(ms)} steps, {shape}, batch_size {watch.args.batch_size}, {impl}',
+        f'ms per step: median {statistics.median(ms):.2f} (min {min(ms):.2f}, max {max(ms):.2f})',
+        f'graph per step: {sum(n for n, _ in graphs) // len(graphs)} nodes, '
+        f'{sum(e for _, e in graphs) // len(graphs)} edges (mean of steps 1, 11, 21, ...)',
+        f'peak memory: {peak}'])
 
 
 if __name__ == '__main__':

@@ -19,6 +19,13 @@ def run_cli(*args, timeout=300, cwd=None, **kwargs):
                           cwd=cwd or ROOT, **kwargs)
 
 
+def small_model(n_layer, n_embd, n_head, block_size, vocab_size=7, seed=0):
+    """(config, state_dict) of a small model with random weights (see random_weights)."""
+    import microgpt
+    config = microgpt.GPTConfig(vocab_size, n_embd, n_head, n_layer, block_size)
+    return config, random_weights(microgpt.init_state_dict(config), seed)
+
+
 def random_weights(state_dict, seed, scale=0.5):
     """Set every parameter to a random non-zero number (far from the tiny init,
     so that every path through the model carries a real gradient)."""

@@ -33,14 +33,14 @@ import microgpt                                   # noqa: E402
 from reference import RefValue, SlotValue, ref_doc_loss, to_ref        # noqa: E402
 
 
-def microgpt_steps(state_dict, adam, docs, n_head):
+def microgpt_steps(state_dict, adam, docs, config):
     """ms per step of microgpt's own training step (the collector paused, as train() does)."""
     times = []
     gc.disable()
     try:
         for tokens in docs:
             t0 = time.perf_counter()
-            loss = microgpt.doc_loss(tokens, state_dict, n_head)
+            loss = microgpt.doc_loss(tokens, state_dict, config)
             loss.backward()
             adam.step(0.01)
             del loss
@@ -95,7 +95,8 @@ def main():
     random.Random(42).shuffle(docs)
     tokenizer = microgpt.Tokenizer(''.join(docs))
     data = [[0] + tokenizer.encode(doc) + [1] for doc in docs]
-    state_dict = microgpt.init_state_dict(tokenizer.vocab_size, args.n_embd, args.n_layer, args.block_size)
+    config = microgpt.GPTConfig(tokenizer.vocab_size, args.n_embd, args.n_head, args.n_layer, args.block_size)
+    state_dict = microgpt.init_state_dict(config)
     weights = {name: [[p.data for p in row] for row in matrix] for name, matrix in state_dict.items()}
     references = {'straightforward': to_ref(weights, RefValue), 'tuned binary': to_ref(weights, SlotValue)}
     adam = microgpt.Adam(microgpt.parameters(state_dict))
@@ -105,7 +106,7 @@ def main():
         start = r * args.steps
         for name, ref_sd in references.items():
             times[name] += reference_steps(ref_sd, data[start:start + args.ref_steps], args.n_head, args.no_gc)
-        times['microgpt'] += microgpt_steps(state_dict, adam, data[start:start + args.steps], args.n_head)
+        times['microgpt'] += microgpt_steps(state_dict, adam, data[start:start + args.steps], config)
     impl = f'{sys.implementation.name} {".".join(map(str, sys.version_info[:3]))}'
     print(f'{impl}, n_embd {args.n_embd}, n_head {args.n_head}, n_layer {args.n_layer}, '
           f'block_size {args.block_size}, {args.rounds} alternating rounds'

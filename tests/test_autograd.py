@@ -7,7 +7,7 @@ import unittest
 
 import microgpt
 from microgpt import Value
-from tests import random_weights, weights_of
+from tests import small_model, weights_of
 from tests.reference import RefValue, SlotValue, ref_doc_loss, ref_gpt, to_ref
 
 EPS = 1e-6
@@ -83,28 +83,45 @@ class TestValueOps(unittest.TestCase):
         (a * a).backward()
         self.assertEqual(a.grad, 6.0)
 
-    def test_relu_gradient_is_zero_below_zero(self):
-        x = Value(-2.0)
-        x.relu().backward()
-        self.assertEqual(x.grad, 0.0)
+    def test_relu_gradient_is_zero_below_zero_and_at_zero(self):
+        # at exactly 0 the derivative is a convention: 0, as PyTorch's relu has it
+        for x, want in ((-2.0, 0.0), (0.0, 0.0), (-0.0, 0.0), (1e-300, 1.0)):
+            with self.subTest(x=x):
+                v = Value(x)
+                v.relu().backward()
+                self.assertEqual(v.grad, want)
 
-    def test_overflow_gives_inf_not_an_exception(self):
-        self.assertEqual((Value(1e200) ** 2).data, math.inf)
-        self.assertEqual((Value(1e200) * 1e200).data, math.inf)
+    def test_a_negative_number_to_a_fractional_power_is_an_error_not_a_complex_number(self):
+        with self.assertRaisesRegex(ValueError, 'not a real number'):
+            Value(-8.0) ** (1 / 3)
+        self.assertEqual((Value(-2.0) ** 3).data, -8.0)          # whole powers are fine
+
+    def test_overflow_is_an_overflow_error_as_with_floats(self):
+        # (the command line reports it as a diverging run: see test_cli)
+        with self.assertRaises(OverflowError):
+            Value(1e200) ** 2
+        self.assertEqual((Value(1e200) * 1e200).data, math.inf)  # as 1e200 * 1e200 is
 
 
-class TestFusedOps(unittest.TestCase):
-    """Each fused op equals its textbook formula, and its hand-derived gradient
-    matches finite differences."""
+class TestModelOps(unittest.TestCase):
+    """Each op the model is built from equals its textbook formula, and its gradient
+    matches finite differences: the fused ones (linear, squared_relu, cross_entropy,
+    whose local gradients are derived by hand) and the composed ones (softmax,
+    rmsnorm, whose gradients backward() finds from Value's own ops)."""
 
     def setUp(self):
         rng = random.Random(7)
         self.xs = [rng.uniform(-2, 2) for _ in range(6)]
 
-    def test_dot(self):
-        f = lambda *v: microgpt.dot(list(v[:3]), list(v[3:]))
+    def test_a_linear_layer_of_one_row_is_a_dot_product(self):
+        f = lambda *v: microgpt.linear(list(v[3:]), [list(v[:3])])[0]
         out = check_op(self, f, self.xs)
         self.assertAlmostEqual(out.data, sum(a * b for a, b in zip(self.xs[:3], self.xs[3:])), places=12)
+
+    def test_x_dot_x_counts_both_uses_of_each_x(self):
+        # rmsnorm's sum of squares: each x_j is a child twice, so d/dx_j = 2 x_j
+        f = lambda *v: microgpt.linear(list(v), [list(v)])[0]
+        check_op(self, f, self.xs[:4])
 
     def test_linear(self):
         def f(*v):                      # a 2x3 matrix times a 3-vector, weighted so both rows matter
@@ -116,8 +133,10 @@ class TestFusedOps(unittest.TestCase):
         for x in (1.7, -0.4):
             with self.subTest(x=x):
                 out = check_op(self, microgpt.squared_relu, [x])
-                plain = Value(x).relu() ** 2
-                self.assertEqual(out.data, plain.data)
+                plain, fused = Value(x), Value(x)
+                (plain.relu() ** 2).backward()
+                microgpt.squared_relu(fused).backward()
+                self.assertEqual((out.data, fused.grad), ((plain.relu() ** 2).data, plain.grad))
 
     def test_softmax(self):
         z = self.xs[:4]
@@ -178,18 +197,12 @@ class TestBackward(unittest.TestCase):
         self.assertEqual(order, [c, d, e])
 
 
-def small_model(n_layer, n_embd, n_head, block_size, vocab_size=7, seed=0):
-    sd = microgpt.init_state_dict(vocab_size, n_embd, n_layer, block_size)
-    return random_weights(sd, seed)
-
-
 class TestWholeModel(unittest.TestCase):
 
     def test_doc_loss_gradient_of_every_parameter_matches_finite_differences(self):
-        n_head = 2
-        sd = small_model(n_layer=2, n_embd=4, n_head=n_head, block_size=5)
+        config, sd = small_model(n_layer=2, n_embd=4, n_head=2, block_size=5)
         tokens = [0, 3, 5, 2, 6, 1]
-        loss = microgpt.doc_loss(tokens, sd, n_head)
+        loss = microgpt.doc_loss(tokens, sd, config)
         loss.backward()
         params = microgpt.parameters(sd)
         self.assertTrue(all(p.grad != 0 for p in params[:4]), 'the chosen weights give real gradients')
@@ -197,9 +210,9 @@ class TestWholeModel(unittest.TestCase):
         for p in params:
             x = p.data
             p.data = x + EPS
-            up = microgpt.doc_loss(tokens, sd, n_head).data
+            up = microgpt.doc_loss(tokens, sd, config).data
             p.data = x - EPS
-            down = microgpt.doc_loss(tokens, sd, n_head).data
+            down = microgpt.doc_loss(tokens, sd, config).data
             p.data = x
             numeric = (up - down) / (2 * EPS)
             err = abs(p.grad - numeric) / max(abs(numeric), 1e-3)
@@ -218,9 +231,9 @@ class TestWholeModel(unittest.TestCase):
         for (n_layer, n_embd, n_head, block_size, tokens), engine in itertools.product(configs, (RefValue, SlotValue)):
             with self.subTest(n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=block_size,
                               engine=engine.__name__):
-                sd = small_model(n_layer, n_embd, n_head, block_size, seed=n_layer)
+                config, sd = small_model(n_layer, n_embd, n_head, block_size, seed=n_layer)
                 ref = to_ref(weights_of(sd), engine)
-                loss = microgpt.doc_loss(tokens, sd, n_head)
+                loss = microgpt.doc_loss(tokens, sd, config)
                 loss.backward()
                 ref_loss = ref_doc_loss(tokens, ref, n_head)
                 ref_loss.backward()
@@ -231,12 +244,12 @@ class TestWholeModel(unittest.TestCase):
                             assert_close(self, p.grad, r.grad, 1e-9, name)
 
     def test_logits_match_the_reference_at_every_position(self):
-        sd = small_model(2, 8, 4, 8)
+        config, sd = small_model(2, 8, 4, 8)
         ref = to_ref(weights_of(sd))
         keys, values = [[], []], [[], []]
         ref_keys, ref_values = [[], []], [[], []]
         for pos, token in enumerate([0, 3, 4, 5, 6]):
-            logits = microgpt.gpt(token, pos, keys, values, sd, 4)
+            logits = microgpt.gpt(token, pos, keys, values, sd, config)
             ref_logits = ref_gpt(token, pos, ref_keys, ref_values, ref, 4)
             for z, r in zip(logits, ref_logits):
                 assert_close(self, z.data, r.data, 1e-9, f'logit at position {pos}')
@@ -244,9 +257,9 @@ class TestWholeModel(unittest.TestCase):
     def test_one_backward_gives_the_gradient_of_the_mean_loss(self):
         # The mean of the per-position losses, differentiated once: the gradient
         # must equal the mean of each position's own gradient, taken separately.
-        sd = small_model(1, 4, 2, 4)
+        config, sd = small_model(1, 4, 2, 4)
         tokens = [0, 2, 3, 4, 1]
-        microgpt.doc_loss(tokens, sd, 2).backward()
+        microgpt.doc_loss(tokens, sd, config).backward()
         together = [p.grad for p in microgpt.parameters(sd)]
         separate = [0.0] * len(together)
         for n in range(1, len(tokens)):          # loss of position n-1 = n * mean(n) - (n-1) * mean(n-1)
@@ -255,16 +268,25 @@ class TestWholeModel(unittest.TestCase):
                     continue
                 for p in microgpt.parameters(sd):
                     p.grad = 0.0
-                microgpt.doc_loss(prefix, sd, 2).backward()
+                microgpt.doc_loss(prefix, sd, config).backward()
                 for i, p in enumerate(microgpt.parameters(sd)):
                     separate[i] += sign * p.grad / (len(tokens) - 1)
         for got, want in zip(together, separate):
             assert_close(self, got, want, 1e-9, 'gradient')
 
     def test_doc_loss_crops_to_block_size(self):
-        sd = small_model(1, 4, 2, 3)
+        config, sd = small_model(1, 4, 2, 3)
         long_doc = [0, 2, 3, 4, 5, 6, 1]
-        self.assertEqual(microgpt.doc_loss(long_doc, sd, 2).data, microgpt.doc_loss(long_doc[:4], sd, 2).data)
+        self.assertEqual(microgpt.doc_loss(long_doc, sd, config).data,
+                         microgpt.doc_loss(long_doc[:4], sd, config).data)
+
+    def test_doc_loss_refuses_token_ids_outside_the_vocabulary(self):
+        # a negative id would silently read the last embedding row
+        config, sd = small_model(1, 4, 2, 3)
+        for tokens in ([0, -1, 1], [0, 7, 1], [0]):
+            with self.subTest(tokens=tokens):
+                with self.assertRaisesRegex(ValueError, 'token ids, 0 to 6'):
+                    microgpt.doc_loss(tokens, sd, config)
 
 
 if __name__ == '__main__':

@@ -14,24 +14,35 @@ class TestHelpAndDefaults(unittest.TestCase):
         result = run_cli('--help')
         self.assertEqual(result.returncode, 0)
         for flag in ('--input', '--val_fraction', '--n_embd', '--n_head', '--n_layer', '--block_size',
-                     '--num_steps', '--learning_rate', '--warmup_steps', '--weight_decay', '--eval_every',
+                     '--num_steps', '--batch_size', '--learning_rate', '--warmup_steps', '--weight_decay',
+                     '--eval_every',
                      '--eval_docs', '--seed', '--num_samples', '--temperature', '--prompt', '--save',
                      '--save_every', '--load', '--show_attention', '--bench'):
             self.assertIn(flag, result.stdout)
 
-    def test_defaults(self):
+    def test_defaults_are_the_story_functions_and_help_shows_them(self):
         args = microgpt.parse_args([])
-        self.assertEqual((args.n_embd, args.n_head, args.n_layer, args.block_size, args.num_steps),
-                         (None, None, None, None, None))     # None: 16, 4, 1, 16, 1000 (or a checkpoint's)
-        self.assertEqual((args.seed, args.num_samples, args.eval_every, args.eval_docs, args.val_fraction),
-                         (42, 20, 200, 300, 0.1))
-        self.assertEqual(args.temperature, 1.0)
+        self.assertEqual((args.n_embd, args.n_head, args.n_layer, args.block_size),
+                         (None, None, None, None))     # None: the defaults below, or a checkpoint's
+        story = microgpt.DEFAULTS
+        self.assertEqual((story['n_embd'], story['n_head'], story['n_layer'], story['block_size']),
+                         (16, 4, 1, 16))
+        for name, value in story.items():
+            if name not in microgpt.SHAPE_FLAGS + ('input',):
+                self.assertEqual(getattr(args, name), value, name)
+        self.assertEqual((args.eval_every, args.eval_docs, args.save_every), (200, 300, 100))
+        self.assertEqual(microgpt.parse_args(['--bench']).num_steps, 100)
+        help_text = run_cli('--help').stdout
+        for name, value in story.items():
+            if name not in ('input', 'prompt'):
+                entry = re.search(rf'^  --{name} .*?(?=^  -)', help_text, re.S | re.M).group(0)
+                self.assertRegex(' '.join(entry.split()), rf'\(default {value}[;)]', name)
 
     def test_default_run_prints_its_shape_and_the_names_file(self):
         # the defaults, with a short run: the model shape is 16/4/1/16 on names.txt
         result = run_cli('--num_steps', 2, '--num_samples', 3, '--eval_docs', 5)
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn('n_embd 16, n_head 4, n_layer 1, block_size 16', result.stdout)
+        self.assertIn('GPTConfig(vocab_size=28, n_embd=16, n_head=4, n_layer=1, block_size=16)', result.stdout)
         self.assertIn('26919 training and 2991 validation documents', result.stdout)
         self.assertIn('3776 parameters', result.stdout)
         samples = result.stdout.split('samples (temperature 1) ---\n')[1].splitlines()
@@ -83,7 +94,7 @@ class TestBadInput(unittest.TestCase):
                 (['--input', empty], 'empty'),
                 (['--input', blank], 'empty'),
                 (['--input', binary], 'not UTF-8'),
-                (['--input', tmp], 'cannot read'),
+                (['--input', tmp], 'not a regular file'),
             ]
             for args, word in cases:
                 with self.subTest(args=args):
@@ -117,7 +128,8 @@ class TestBadInput(unittest.TestCase):
     def test_negative_num_steps(self):
         result = run_cli('--num_steps', '-5')
         self.assertEqual(result.returncode, 2)
-        self.assertEqual(result.stderr.strip().splitlines(), ['error: --num_steps must be at least 0, not -5'])
+        self.assertEqual(result.stderr.strip().splitlines(),
+                         ['error: --num_steps must be from 0 to 1000000000, not -5'])
 
     def test_a_diverged_validation_loss_stops_with_a_message_naming_the_step(self):
         # found by the fuzz test: two steps at this rate leave the training loss

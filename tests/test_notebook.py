@@ -4,6 +4,7 @@ import os
 import re
 import unittest
 
+import microgpt
 from tests import ROOT, SCRIPT
 
 try:
@@ -19,7 +20,7 @@ def run_notebook(*cells, timeout=600):
     folder; return each cell's printed text."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nbclient.NotebookClient(nb, timeout=timeout, kernel_name='python3',
+    nbclient.NotebookClient(nb, timeout=timeout, kernel_name='python3', allow_errors=True,
                             resources={'metadata': {'path': ROOT}}).execute()
     texts = []
     for cell in nb.cells:
@@ -45,18 +46,27 @@ class TestNotebook(unittest.TestCase):
         with open(SCRIPT, encoding='utf-8') as f:
             source = f.read()
         # cell 1: the whole file as one cell, as a teacher pastes it: it trains
-        # with the defaults (1000 steps) and prints 20 names.
+        # with the defaults and prints 20 names.
         # cell 2: a short run with flags, set without argv.
         # cell 3: the API, interactively.
-        cls.outputs = run_notebook(source, "main(['--num_steps', '30', '--num_samples', '5', '--eval_docs', '20', "
-                                           "'--prompt', 'an'])", API_CELL)
+        # cell 4: Part I's story, with other settings (no workbench around it).
+        # cell 5: the file run with %run and flags: the flags count.
+        # cell 6: a bad flag: one line of error, not SystemExit.
+        cls.outputs = run_notebook(
+            source,
+            "main(['--num_steps', '30', '--num_samples', '5', '--eval_docs', '20', '--prompt', 'an'])",
+            API_CELL,
+            "model = train_and_sample(num_steps=30, n_layer=2, num_samples=4, prompt='an')",
+            '%run microgpt.py --num_steps 3 --num_samples 2 --eval_docs 2',
+            "main(['--n_embd', '10'])")
 
     def test_the_file_as_one_cell_runs_with_its_defaults(self):
         out = self.outputs[0]
         self.assertNotIn('ERROR', out)
-        self.assertIn('3776 parameters: n_embd 16, n_head 4, n_layer 1, block_size 16', out)
-        self.assertIn('step 1000/1000 | val loss', out)
-        self.assertIn('\rstep 1000/1000 | loss', out)        # progress updates in place in a notebook
+        steps = microgpt.DEFAULTS['num_steps']
+        self.assertIn('parameters: GPTConfig(vocab_size=28, n_embd=16, n_head=4, n_layer=1, block_size=16)', out)
+        self.assertIn(f'step {steps}/{steps} | val loss', out)
+        self.assertIn(f'\rstep {steps}/{steps} | loss', out)  # progress updates in place in a notebook
         samples = samples_of(out)
         self.assertEqual(len(samples), 20)
         self.assertTrue(all(re.fullmatch('[a-z]{0,16}', s) for s in samples), samples)
@@ -78,6 +88,26 @@ class TestNotebook(unittest.TestCase):
         self.assertGreater(float(values['loss']), 2.5)
         self.assertTrue(values['sample'].startswith('em'))
 
+    def test_the_story_function_runs_with_other_settings(self):
+        out = self.outputs[3]
+        self.assertNotIn('ERROR', out)
+        self.assertIn('n_layer=2', out)
+        self.assertNotIn('| loss', out)                   # no workbench: no progress lines
+        samples = samples_of(out)
+        self.assertEqual(len(samples), 4)
+        self.assertTrue(all(s.startswith('an') for s in samples), samples)
+
+    def test_run_magic_passes_its_flags(self):
+        out = self.outputs[4]
+        self.assertNotIn('ERROR', out)
+        self.assertIn('step 3/3 | val loss', out)
+        self.assertEqual(len(samples_of(out)), 2)
+
+    def test_a_bad_flag_raises_the_one_line_error_not_system_exit(self):
+        out = self.outputs[5]
+        self.assertIn('ERROR InputError: --n_embd 10 is not divisible by --n_head 4', out)
+        self.assertNotIn('SystemExit', out)
+
 
 API_CELL = '''
 a, b = Value(-1.0), Value(-3.0)
@@ -86,12 +116,13 @@ c.backward()
 print('a.grad =', a.grad)              # b + 2a = -3 - 2
 tokenizer = Tokenizer(open('names.txt').read().replace('\\n', ''))
 print('vocab =', tokenizer.vocab_size)
-sd = init_state_dict(tokenizer.vocab_size, 16, 1, 16)
-loss = doc_loss([Tokenizer.BOS] + tokenizer.encode('emma') + [Tokenizer.EOS], sd, n_head=4)
+config = GPTConfig(tokenizer.vocab_size, n_embd=16, n_head=4, n_layer=1, block_size=16)
+sd = init_state_dict(config)
+loss = doc_loss(tokenizer.encode_doc('emma'), sd, config)
 loss.backward()
 print('loss =', loss.data)
 import random
-print('sample =', sample(sd, tokenizer, 4, random.Random(0), prompt='em'))
+print('sample =', sample(sd, tokenizer, config, random.Random(0), prompt='em'))
 '''
 
 

@@ -37,6 +37,12 @@ def torch_logits(W, tokens, n_head, n_layer):
     return norm(x) @ W['wte'].T                                           # weight tying
 
 
+def new_model(n_layer, n_embd, n_head, block_size, seed):
+    """(config, state_dict) of a microgpt model with random weights, vocabulary VOCAB."""
+    config = microgpt.GPTConfig(VOCAB, n_embd, n_head, n_layer, block_size)
+    return config, random_weights(microgpt.init_state_dict(config), seed=seed)
+
+
 def torch_weights(state_dict):
     return {name: torch.tensor(rows, dtype=torch.float64, requires_grad=True)
             for name, rows in weights_of(state_dict).items()}
@@ -70,7 +76,7 @@ class TestTorchParity(unittest.TestCase):
     def test_logits_at_every_position(self):
         rng = random.Random(1)
         for n_layer, n_embd, n_head, block_size in CONFIGS:
-            sd = random_weights(microgpt.init_state_dict(VOCAB, n_embd, n_layer, block_size), seed=n_layer)
+            config, sd = new_model(n_layer, n_embd, n_head, block_size, seed=n_layer)
             W = torch_weights(sd)
             for tokens in documents(rng):
                 tokens = tokens[:block_size]
@@ -78,7 +84,7 @@ class TestTorchParity(unittest.TestCase):
                     want = torch_logits(W, torch.tensor(tokens), n_head, n_layer).tolist()
                     keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
                     for pos, token in enumerate(tokens):
-                        got = microgpt.gpt(token, pos, keys, values, sd, n_head)
+                        got = microgpt.gpt(token, pos, keys, values, sd, config)
                         for j, z in enumerate(got):
                             self.assert_close(z.data, want[pos][j], f'logit {j} at position {pos}')
 
@@ -87,9 +93,9 @@ class TestTorchParity(unittest.TestCase):
         for n_layer, n_embd, n_head, block_size in CONFIGS:
             for tokens in documents(rng):
                 with self.subTest(config=(n_layer, n_embd, n_head, block_size), tokens=tokens):
-                    sd = random_weights(microgpt.init_state_dict(VOCAB, n_embd, n_layer, block_size), seed=len(tokens))
+                    config, sd = new_model(n_layer, n_embd, n_head, block_size, seed=len(tokens))
                     W = torch_weights(sd)
-                    loss = microgpt.doc_loss(tokens, sd, n_head)
+                    loss = microgpt.doc_loss(tokens, sd, config)
                     loss.backward()
                     want = torch_doc_loss(W, tokens, n_head, n_layer)
                     want.backward()
@@ -107,7 +113,7 @@ class TestTorchParity(unittest.TestCase):
         docs = documents(rng, 3)
         for weight_decay, torch_optimizer in ((0.0, torch.optim.Adam), (0.1, torch.optim.AdamW)):
             with self.subTest(optimizer=torch_optimizer.__name__, weight_decay=weight_decay):
-                sd = random_weights(microgpt.init_state_dict(VOCAB, 8, 2, 8), seed=5)
+                config, sd = new_model(2, 8, 2, 8, seed=5)
                 W = torch_weights(sd)
                 adam = microgpt.Adam(microgpt.parameters(sd), weight_decay=weight_decay)
                 opt = torch_optimizer(list(W.values()), lr=lr, betas=(0.85, 0.99), eps=1e-8,
@@ -115,7 +121,7 @@ class TestTorchParity(unittest.TestCase):
                 schedule = torch.optim.lr_scheduler.LambdaLR(
                     opt, lambda step: microgpt.lr_at(step, num_steps, lr, warmup_steps) / lr)
                 for step, tokens in enumerate(docs):
-                    microgpt.doc_loss(tokens, sd, 2).backward()
+                    microgpt.doc_loss(tokens, sd, config).backward()
                     adam.step(microgpt.lr_at(step, num_steps, lr, warmup_steps))
                     opt.zero_grad()
                     torch_doc_loss(W, tokens, 2, 2).backward()
@@ -129,31 +135,38 @@ class TestTorchParity(unittest.TestCase):
                 self.assertTrue(all(p.grad == 0.0 for p in microgpt.parameters(sd)))
 
     def test_the_training_loop_takes_the_same_steps_as_torch(self):
-        # microgpt.train as `python microgpt.py` runs it (one backward per document),
-        # against torch's loop: any gradient counted twice or missed shows up here
-        import contextlib, io
+        # microgpt.train as `python microgpt.py` runs it (one backward per step, for
+        # the mean loss of batch_size documents), against torch's loop: any gradient
+        # counted twice or missed, or a document skipped, shows up here
         num_steps, warmup_steps, lr = 4, 1, 0.02
-        docs = documents(random.Random(4), num_steps)
-        sd = random_weights(microgpt.init_state_dict(VOCAB, 8, 2, 6), seed=6)
-        W = torch_weights(sd)
-        adam = microgpt.Adam(microgpt.parameters(sd), weight_decay=0.01)
-        with contextlib.redirect_stdout(io.StringIO()):
-            history = microgpt.train(sd, adam, docs, [], 2, num_steps, lr, warmup_steps, eval_docs=0)
-        opt = torch.optim.AdamW(list(W.values()), lr=lr, betas=(0.85, 0.99), eps=1e-8, weight_decay=0.01)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: microgpt.lr_at(step, num_steps, lr, warmup_steps) / lr)
-        for step, tokens in enumerate(docs):
-            opt.zero_grad()
-            loss = torch_doc_loss(W, tokens, 2, 2)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            self.assert_close(history['train'][step], loss.item(), f'loss of step {step + 1}')
-        for name, matrix in sd.items():
-            want = W[name].tolist()
-            for r, row in enumerate(matrix):
-                for c, p in enumerate(row):
-                    self.assert_close(p.data, want[r][c], f'{name}[{r}][{c}] after training')
+        tokenizer = microgpt.Tokenizer('abcdefg')                 # VOCAB = 2 + 7 tokens
+        for batch_size in (1, 3):
+            with self.subTest(batch_size=batch_size):
+                docs = [tokenizer.decode(tokens) for tokens in documents(random.Random(4), 7)]
+                config, sd = new_model(2, 8, 2, 6, seed=6)
+                W = torch_weights(sd)
+                model = microgpt.Model(config, tokenizer, sd,
+                                       microgpt.Adam(microgpt.parameters(sd), weight_decay=0.01))
+                losses = []
+                microgpt.train(model, docs, num_steps, lr, warmup_steps, batch_size,
+                               on_step=lambda step, loss, lr: losses.append(loss.data))
+                opt = torch.optim.AdamW(list(W.values()), lr=lr, betas=(0.85, 0.99), eps=1e-8,
+                                        weight_decay=0.01)
+                schedule = torch.optim.lr_scheduler.LambdaLR(
+                    opt, lambda step: microgpt.lr_at(step, num_steps, lr, warmup_steps) / lr)
+                for step in range(num_steps):
+                    batch = [docs[(step * batch_size + b) % len(docs)] for b in range(batch_size)]
+                    opt.zero_grad()
+                    loss = sum(torch_doc_loss(W, tokenizer.encode_doc(doc), 2, 2) for doc in batch)
+                    (loss / batch_size).backward()
+                    opt.step()
+                    schedule.step()
+                    self.assert_close(losses[step], loss.item() / batch_size, f'loss of step {step + 1}')
+                for name, matrix in sd.items():
+                    want = W[name].tolist()
+                    for r, row in enumerate(matrix):
+                        for c, p in enumerate(row):
+                            self.assert_close(p.data, want[r][c], f'{name}[{r}][{c}] after training')
 
 
 if __name__ == '__main__':

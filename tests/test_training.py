@@ -1,10 +1,11 @@
 """Training learns, the same seed repeats itself, and sampling obeys its rules."""
+import math
 import random
 import re
 import unittest
 
 import microgpt
-from tests import run_cli
+from tests import run_cli, small_model
 
 
 def val_losses(stdout):
@@ -48,6 +49,11 @@ class TestTraining(unittest.TestCase):
         self.assertEqual([microgpt.lr_at(s, 4, 1.0, 0) for s in range(4)], [1.0, 0.75, 0.5, 0.25])
         self.assertEqual([microgpt.lr_at(s, 6, 1.0, 2) for s in range(6)], [0.5, 1.0, 1.0, 0.75, 0.5, 0.25])
 
+    def test_a_huge_learning_rate_is_not_an_infinite_one(self):
+        # 1e308 * 1000 would overflow to inf before the division by 1000
+        self.assertEqual(microgpt.lr_at(0, 1000, 1e308, 0), 1e308)
+        self.assertEqual(microgpt.lr_at(999, 1000, 1e308, 1000), 1e308)
+
     def test_adam_step_follows_the_formula(self):
         p = microgpt.Value(1.0)
         adam = microgpt.Adam([p], weight_decay=0.1)
@@ -63,45 +69,75 @@ class TestTraining(unittest.TestCase):
 
 
 def steered_model(eos_logit, vocab_size=5, n_embd=4, block_size=6):
-    """A model whose next-token scores are 0 for every token but <EOS>, which
-    scores eos_logit: all weights 0, except wpe = 1 (so x is all ones after
-    rmsnorm) and the <EOS> row of wte (its logit is that row's sum)."""
-    sd = microgpt.init_state_dict(vocab_size, n_embd, 1, block_size, std=0.0)
+    """(state_dict, config) of a model whose next-token scores are 0 for every token
+    but <EOS>, which scores eos_logit: all weights 0, except wpe = 1 (so x is all
+    ones after rmsnorm) and the <EOS> row of wte (its logit is that row's sum)."""
+    config = microgpt.GPTConfig(vocab_size, n_embd, 2, 1, block_size)
+    sd = microgpt.init_state_dict(config, std=0.0)
     for row in sd['wpe']:
         for p in row:
             p.data = 1.0
     for p in sd['wte'][microgpt.Tokenizer.EOS]:
         p.data = eos_logit / n_embd
-    return sd
+    return sd, config
 
 
 class TestSampling(unittest.TestCase):
     tokenizer = microgpt.Tokenizer('abc')
 
+    def sample(self, model, rng, **kwargs):
+        state_dict, config = model
+        return microgpt.sample(state_dict, self.tokenizer, config, rng, **kwargs)
+
     def test_stops_at_eos(self):
-        sd = steered_model(eos_logit=50.0)          # <EOS> is all but certain
+        model = steered_model(eos_logit=50.0)       # <EOS> is all but certain
         rng = random.Random(0)
-        self.assertEqual([microgpt.sample(sd, self.tokenizer, 2, rng) for _ in range(5)], [''] * 5)
+        self.assertEqual([self.sample(model, rng) for _ in range(5)], [''] * 5)
 
     def test_stops_at_block_size(self):
-        sd = steered_model(eos_logit=-50.0)         # <EOS> never comes
+        model = steered_model(eos_logit=-50.0)      # <EOS> never comes
         rng = random.Random(0)
         for _ in range(5):
-            text = microgpt.sample(sd, self.tokenizer, 2, rng)
+            text = self.sample(model, rng)
             self.assertEqual(len(text), 6)
             self.assertLessEqual(set(text), set('abc'))
 
     def test_every_sample_starts_with_the_prompt(self):
         rng = random.Random(0)
-        self.assertEqual(microgpt.sample(steered_model(50.0), self.tokenizer, 2, rng, prompt='ca'), 'ca')
+        self.assertEqual(self.sample(steered_model(50.0), rng, prompt='ca'), 'ca')
         for _ in range(5):
-            text = microgpt.sample(steered_model(-50.0), self.tokenizer, 2, rng, prompt='cab')
+            text = self.sample(steered_model(-50.0), rng, prompt='cab')
             self.assertTrue(text.startswith('cab'))
             self.assertEqual(len(text), 6)
 
     def test_a_prompt_of_block_size_characters_fits(self):
-        text = microgpt.sample(steered_model(-50.0), self.tokenizer, 2, random.Random(0), prompt='abcabc')
+        text = self.sample(steered_model(-50.0), random.Random(0), prompt='abcabc')
         self.assertEqual(text, 'abcabc')
+
+    def test_the_first_draw_after_a_prompt_follows_the_model_after_the_whole_prompt(self):
+        # A model whose logits depend on every token read: the distribution of the
+        # first sampled token must be softmax(logits / T) after <BOS> and the whole
+        # prompt, with <BOS> excluded. (A sampler that skipped the model on the
+        # prompt's positions, or read only part of it, draws from another one.)
+        config, sd = small_model(2, 8, 2, 8, vocab_size=5, seed=3)
+        prompt, temperature = 'cab', 0.7
+        tokens = [0] + self.tokenizer.encode(prompt)
+        keys, values = [[], []], [[], []]
+        for pos, token in enumerate(tokens):
+            logits = [z.data for z in microgpt.gpt(token, pos, keys, values, sd, config)]
+        exps = [0.0] + [math.exp(z / temperature) for z in logits[1:]]
+        want = [e / sum(exps) for e in exps]
+
+        class RecordingRandom(random.Random):
+            def choices(self, population, weights):
+                self.seen = weights
+                return [1]                          # <EOS>: stop after this draw
+        rng = RecordingRandom(0)
+        self.assertEqual(microgpt.sample(sd, self.tokenizer, config, rng, temperature, prompt), prompt)
+        got = [w / sum(rng.seen) for w in rng.seen]
+        for g, w in zip(got, want):
+            self.assertAlmostEqual(g, w, places=12)
+        self.assertGreater(max(want) - min(want[1:]), 0.01)   # the model's choice is not uniform
 
     def test_prompt_on_the_command_line(self):
         result = run_cli('--num_steps', 30, '--eval_docs', 0, '--num_samples', 5, '--prompt', 'mar')
@@ -113,9 +149,31 @@ class TestSampling(unittest.TestCase):
     def test_temperature_sharpens_the_distribution(self):
         # nearly zero temperature: always the most likely token; the first sample
         # of a model that favours <EOS> by a margin is then empty every time
-        sd = steered_model(eos_logit=1.0)
+        model = steered_model(eos_logit=1.0)
         rng = random.Random(0)
-        self.assertEqual({microgpt.sample(sd, self.tokenizer, 2, rng, temperature=1e-3) for _ in range(20)}, {''})
+        self.assertEqual({self.sample(model, rng, temperature=1e-3) for _ in range(20)}, {''})
+
+    def test_a_vanishing_temperature_takes_the_most_likely_token_never_the_last_one(self):
+        # 'a' (id 2) is the likeliest after every prefix; <EOS> (id 1) slightly less
+        config = microgpt.GPTConfig(5, 4, 2, 1, 6)
+        sd = microgpt.init_state_dict(config, std=0.0)
+        for row in sd['wpe']:
+            for p in row:
+                p.data = 1.0
+        for token, logit in ((2, 2.0), (1, 1.0), (4, -3.0)):
+            for p in sd['wte'][token]:
+                p.data = logit / 4
+        for temperature in (1e-3, 1e-100, 1e-310, 5e-324):
+            with self.subTest(temperature=temperature):
+                text = microgpt.sample(sd, self.tokenizer, config, random.Random(0), temperature)
+                self.assertEqual(text, 'aaaaaa')
+
+    def test_temperature_must_be_positive(self):
+        model = steered_model(eos_logit=1.0)
+        for temperature in (0, -1, float('nan')):
+            with self.subTest(temperature=temperature):
+                with self.assertRaisesRegex(ValueError, 'temperature'):
+                    self.sample(model, random.Random(0), temperature=temperature)
 
 
 class TestTokenizer(unittest.TestCase):
@@ -127,7 +185,7 @@ class TestTokenizer(unittest.TestCase):
         self.assertEqual(tok.decode([0, 3, 5, 4, 2, 1]), 'hole')
 
     def test_unknown_character_is_an_error_that_names_it(self):
-        with self.assertRaisesRegex(microgpt.InputError, "'z'"):
+        with self.assertRaisesRegex(KeyError, "'z'"):
             microgpt.Tokenizer('abc').encode('abz')
 
 

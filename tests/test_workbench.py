@@ -54,15 +54,16 @@ class TestCheckpoints(unittest.TestCase):
         self.assertEqual([f for f in os.listdir(self.tmp.name)], ['model.json'])   # no temporary files left
 
     def test_loading_restores_every_weight_and_the_adam_state(self):
-        sd = microgpt.init_state_dict(6, 4, 2, 5, seed=3)
+        config = microgpt.GPTConfig(6, 4, 2, 2, 5)
+        sd = microgpt.init_state_dict(config, seed=3)
         adam = microgpt.Adam(microgpt.parameters(sd))
-        microgpt.doc_loss([0, 2, 3, 1], sd, 2).backward()
+        microgpt.doc_loss([0, 2, 3, 1], sd, config).backward()
         adam.step(0.01)
-        config = {'n_embd': 4, 'n_head': 2, 'n_layer': 2, 'block_size': 5}
-        microgpt.save_checkpoint(self.path, sd, microgpt.Tokenizer('abcd'), config, adam)
-        sd2, tok2, config2, (m, v, step) = microgpt.load_checkpoint(self.path)
-        self.assertEqual([p.data for p in microgpt.parameters(sd2)], [p.data for p in microgpt.parameters(sd)])
-        self.assertEqual((tok2.chars, config2, m, v, step), (list('abcd'), config, adam.m, adam.v, 1))
+        microgpt.save_checkpoint(self.path, microgpt.Model(config, microgpt.Tokenizer('abcd'), sd, adam))
+        loaded = microgpt.load_checkpoint(self.path)
+        self.assertEqual([p.data for p in loaded.adam.params], [p.data for p in adam.params])
+        self.assertEqual((loaded.tokenizer.chars, loaded.config, loaded.adam.m, loaded.adam.v, loaded.adam.t),
+                         (list('abcd'), config, adam.m, adam.v, 1))
 
     def test_training_continues_from_a_checkpoint(self):
         self.train_and_save()
@@ -167,7 +168,8 @@ class TestCtrlC(unittest.TestCase):
             self.assertNotIn('Traceback', err)
             self.assertRegex(out, r'interrupted: stopped after step \d+')
             step = int(re.search(r'stopped after step (\d+)', out).group(1))
-            self.assertIn(f'step {step}/100000 | val loss', out)             # the losses so far
+            self.assertIn(f'saved checkpoint {path} (step {step})', out)
+            self.assertIn(f'after {step} steps: train loss', out)            # the losses so far
             self.assertIn('loss curve', out)
             self.assertEqual(len(samples_of(out)), 3)
             with open(path) as f:
@@ -184,7 +186,7 @@ class TestAnyDataset(unittest.TestCase):
                              '--val_fraction', 0.1)
         self.assertEqual(result.returncode, 0, result.stderr)
         chars = set(''.join(CITIES))
-        self.assertIn(f'vocabulary of {len(chars) + 2} tokens', result.stdout)
+        self.assertIn(f'GPTConfig(vocab_size={len(chars) + 2},', result.stdout)
         samples = samples_of(result.stdout)
         self.assertEqual(len(samples), 10)
         self.assertTrue(set(''.join(samples)) <= chars, samples)
@@ -246,11 +248,10 @@ class TestSeeInside(unittest.TestCase):
         self.assertEqual(''.join(plot).count('o'), 4)           # validation at steps 0, 10, 20, 30
 
     def test_attention_weights_are_a_distribution_over_the_positions_so_far(self):
-        sd = microgpt.init_state_dict(6, 8, 2, 8, seed=1)
-        weights = []
-        keys, values = [[], []], [[], []]
-        for pos, token in enumerate([0, 2, 3, 4]):
-            microgpt.gpt(token, pos, keys, values, sd, 4, weights)
+        config = microgpt.GPTConfig(6, 8, 4, 2, 8)
+        sd = microgpt.init_state_dict(config, seed=1)
+        model = microgpt.Model(config, microgpt.Tokenizer('abcd'), sd, microgpt.Adam(microgpt.parameters(sd)))
+        weights = microgpt.attention_weights(model, 'abc')
         self.assertEqual(len(weights), 4 * 2 * 4)           # positions x layers x heads
         for i, row in enumerate(weights):
             self.assertEqual(len(row), i // 8 + 1)          # causal: only positions so far
