@@ -1,13 +1,9 @@
-"""
-microgpt: a complete GPT in one dependency-free Python file.
+"""microgpt: a complete GPT in one dependency-free Python file.
 
-Part I is the algorithm, in the order you need to read it: 1. dataset, 2. tokenizer,
-3. autograd (Value), 4. parameters, 5. model, 6. training, 7. sampling, and 8. the
-whole story told once, in train_and_sample(). Part II is the workbench around it:
-the command line, progress, checkpoints, plots, a benchmark. You can skip it.
-
-    python microgpt.py          # train on names.txt, then invent new names
-    python microgpt.py --help   # every setting
+Part I is the algorithm, to read in order: 1. dataset, 2. tokenizer, 3. autograd,
+4. parameters, 5. model, 6. training, 7. sampling, 8. the whole story, told once in
+train_and_sample(). Part II is the workbench around it (command line, progress,
+checkpoints, plots, benchmark): you can skip it.   python microgpt.py [--help]
 """
 import math
 import random
@@ -16,7 +12,6 @@ from operator import mul
 
 # =============================================================================
 # Part I: the algorithm
-# =============================================================================
 
 # -----------------------------------------------------------------------------
 # 1. Dataset
@@ -30,9 +25,9 @@ def load_docs(path):
 
 
 def split_docs(docs, val_fraction, rng):
-    """Shuffle docs, then hold out the first val_fraction of the documents. The model never
-    trains on them, so its loss on them tells how well it does on names it never saw."""
-    rng.shuffle(docs)                                # (in place)
+    """Shuffle docs (in place), then hold out the first val_fraction of them. The model
+    never trains on those, so its loss there says how well it does on names it never saw."""
+    rng.shuffle(docs)
     n_val = int(len(docs) * val_fraction)
     return docs[n_val:], docs[:n_val]                # (train, val)
 
@@ -59,11 +54,12 @@ class Tokenizer:
 
 # -----------------------------------------------------------------------------
 # 3. Autograd
-# Every number in the network is a Value: a scalar that remembers the Values it
-# was computed from (its children) and the local derivative d(self)/d(child) of
-# each, worked out in the forward pass while the inputs are at hand. backward()
-# then applies the chain rule, from the loss back to the parameters: each node
-# adds  local_grad * node.grad  into each child's grad.
+# Training needs the derivative of one number, the loss (how wrong the predictions
+# are, section 5), with respect to every parameter. So every number is a Value: a
+# scalar that remembers its inputs (its children: the graph is drawn from the loss
+# down) and the local derivative d(self)/d(child) of each, known in the forward
+# pass. backward() applies the chain rule from the loss down: each node adds
+# local_grad * node.grad into each child's grad.
 
 class Value:
     __slots__ = ('data', 'grad', '_children', '_local_grads')   # no per-object dict: lighter
@@ -85,9 +81,8 @@ class Value:
         return Value(self.data * other, (self,), (other,))
 
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
-        if self.data < 0 and k % 1:       # (Python would give a complex number)
-            raise ValueError(f'{self.data} ** {k} is not a real number')
-        return Value(self.data ** k, (self,), (k * self.data ** (k - 1),))
+        # (math.pow, where (-8) ** (1/3) would quietly give a complex number: 'math domain error')
+        return Value(math.pow(self.data, k), (self,), (k * math.pow(self.data, k - 1),))
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (0 at a = 0)
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),))
@@ -104,9 +99,11 @@ class Value:
     def __repr__(self): return f'Value(data={self.data}, grad={self.grad})'
 
     def backward(self):
-        """Fill in d(self)/d(v) for every Value v that self was computed from."""
+        """Fill in d(self)/d(v) for every Value v that self was computed from. A node
+        may pass its grad on only once every node that uses it has added to it: so
+        the nodes go in reverse topological order, each one before its children."""
         self.grad = 1.0
-        for node in reversed(topological_order(self)):   # each node before its children
+        for node in reversed(topological_order(self)):
             grad = node.grad
             if grad:                                      # (a zero gradient passes on nothing)
                 for child, local_grad in zip(node._children, node._local_grads):
@@ -114,28 +111,26 @@ class Value:
 
 
 def topological_order(root):
-    """The nodes of root's graph that have children, each one after all of its children.
-    (Leaves such as the parameters pass nothing on, so they are left out.) A depth-first
-    search with a stack instead of recursion, so a graph of any depth works: an entry is
-    a node and an iterator over its children, and the node is done when that runs out."""
+    """The nodes of root's graph that have children (leaves, such as the parameters, pass
+    nothing on), each after all its children: a depth-first search, with a stack instead
+    of recursion so that a graph of any depth works."""
     order, visited, stack = [], {root}, [(root, iter(root._children))]
-    while stack:
+    while stack:                          # stack: (node, iterator over its children)
         for child in stack[-1][1]:        # the top node's children not yet looked at
             if child._children and child not in visited:
                 visited.add(child)
                 stack.append((child, iter(child._children)))
-                break                     # finish the child first, then come back
+                break                     # finish that child first, then come back
         else:                             # every child is done, so the node is too
             order.append(stack.pop()[0])
     return order
 
 
 def linear(x, w):
-    """w @ x. Output i is the dot product of row i of w with x, sum_j w_ij * x_j, made
-    ONE node with 2n children rather than 2n - 1 nodes of * and +. Its local derivatives
-    are the product rule for each pair, d/dw_ij = x_j and d/dx_j = w_ij: the children
-    (w_i1..w_in, x_1..x_n) get the local grads (x_1..x_n, w_i1..w_in), swapped. Dot
-    products hold ~91% of the graph: fused, a step is ~10x faster (tests/bench_speed.py)."""
+    """The matrix w times the vector x: output i, sum_j w_ij * x_j, is ONE node with 2n
+    children, not 2n - 1 nodes of * and +. Its local derivatives, d/dw_ij = x_j and d/dx_j
+    = w_ij: children (w_i1..w_in, x_1..x_n) get local grads (x_1..x_n, w_i1..w_in). These
+    nodes hold ~91% of the graph: fused, a step is ~10x faster (tests/bench_speed.py)."""
     xd = [xj.data for xj in x]                    # x's numbers, read once for all rows
     out = []
     for row in w:
@@ -146,57 +141,59 @@ def linear(x, w):
 
 # -----------------------------------------------------------------------------
 # 4. Parameters
-# All the model's knowledge lives in these matrices of Values. Each matrix is a
-# list of rows, one row per output feature (as in a PyTorch Linear weight),
-# filled with small random numbers; training nudges them to lower the loss.
+# All the model's knowledge lives in matrices of Values, its parameters. A matrix is a
+# list of rows: row i holds the weights that make output i. Training nudges them all.
 
 # The model's shape, which travels with its weights (as nanoGPT's GPTConfig does):
-# vocab_size tokens (<BOS>, <EOS>, the characters); n_embd numbers per token in the
-# residual stream; n_head attention heads per layer, each reading n_embd // n_head
-# of them; n_layer layers; block_size positions, the longest context.
+# vocab_size tokens; n_embd numbers per token inside the model; n_layer layers,
+# each with n_head attention heads; block_size positions, the longest context.
 GPTConfig = namedtuple('GPTConfig', 'vocab_size n_embd n_head n_layer block_size')
 
 
 def matrix_shapes(config):
-    """The name and shape (rows, columns) of every weight matrix."""
+    """{name: (rows, columns)}: token embeddings (wte), position embeddings (wpe), and
+    per layer attention's query, key, value, output matrices and the MLP's two."""
     n = config.n_embd
-    shapes = {'wte': (config.vocab_size, n), 'wpe': (config.block_size, n)}   # token, position
-    for i in range(config.n_layer):                                           # embeddings
-        # per layer: attention's query, key, value and output; the MLP's two layers
+    shapes = {'wte': (config.vocab_size, n), 'wpe': (config.block_size, n)}
+    for i in range(config.n_layer):
         shapes.update({f'layer{i}.attn_{w}': (n, n) for w in ('wq', 'wk', 'wv', 'wo')})
         shapes.update({f'layer{i}.mlp_fc1': (4 * n, n), f'layer{i}.mlp_fc2': (n, 4 * n)})
     return shapes
 
 
 def init_state_dict(config, seed=42, std=0.08):
-    """Every matrix, filled with random numbers from a normal distribution of mean 0:
-    all different, so no two units learn the same thing, and small (std), so the
-    first predictions are close to a uniform guess."""
+    """Every matrix, random numbers of mean 0: all different, so no two units learn the same
+    thing; small (std), so the first loss is near a uniform guess, not confidently wrong."""
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0.0, std)) for _ in range(n_in)] for _ in range(n_out)]
             for name, (n_out, n_in) in matrix_shapes(config).items()}
 
 
 def parameters(state_dict):
-    """Every Value of every matrix, in a fixed order."""
+    """Every Value of every matrix, always in this order: Adam's m[i], v[i] go by it."""
     return [p for matrix in state_dict.values() for row in matrix for p in row]
 
 
 # -----------------------------------------------------------------------------
 # 5. Model
-# A GPT reads one token at a time and predicts the next. The residual stream x
-# starts as the token's embedding plus its position's embedding. Each layer adds
-# to x what attention (reading the earlier tokens) and an MLP (thinking about
-# this one) compute from it. Finally x is compared with every token's embedding:
-# these scores (logits) say how likely each token is to come next.
-# Unlike GPT-2: RMSNorm without a gain, no biases, squared ReLU, weight tying, no
-# dropout, one document at a time.
+# A GPT reads tokens and predicts the next one, here one token at a time: each layer
+# caches the keys and values of the tokens before (live Values: backward() reaches
+# back through them), which equals GPT-2 reading all positions at once behind a
+# causal mask. A token's vector x (the residual stream) starts as its embedding plus
+# its position's (else "ab" and "ba" look alike). Each layer ADDS to x what attention
+# (reading the earlier tokens) and an MLP (working on this one) make of it: an add
+# passes gradients straight down (local grad 1), so deep stacks train. Last, x is
+# scored against every token's embedding: the logits, how likely each is to come
+# next. The loss is -log of the probability given to the true next token: 0 when
+# sure and right, ln(vocab_size) for a uniform guess. Unlike GPT-2: RMSNorm (no
+# gain), no biases, squared ReLU, no dropout, characters as tokens.
 
 def softmax(logits):
-    """exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, summing to 1).
-    Subtracting the largest z first changes no ratio but keeps each exp() at most 1,
-    so none overflows. backward() works out the quotient rule from exp, +, ** and *."""
-    z_max = max(z.data for z in logits)        # a plain number: a constant shift
+    """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1).
+    Its derivative, dp_i/dz_j = p_i * ([i == j] - p_j), is the quotient rule: from
+    exp, +, ** and *, backward() finds it by itself. Subtracting the largest z keeps
+    every exp() <= 1 (no overflow) and changes no p_i: its gradient would be 0."""
+    z_max = max(z.data for z in logits)        # a plain number: a constant
     exps = [(z - z_max).exp() for z in logits]
     total_inv = sum(exps) ** -1                # 1 / sum, once for all i
     return [e * total_inv for e in exps]
@@ -204,29 +201,30 @@ def softmax(logits):
 
 def rmsnorm(x):
     """x / sqrt(mean(x^2) + 1e-5): rescale x to a root-mean-square of 1, so each layer
-    gets inputs of the same size however large x grew before it. Each x_i reaches the
-    output along two paths, directly and through the shared scale: backward() adds
-    both. (The 1e-5 keeps the scale finite when x is all zeros.)"""
-    scale = (linear(x, [x])[0] / len(x) + 1e-5) ** -0.5   # x . x: a linear layer of one row
+    gets inputs of the same size however x grew. Each x_i reaches the output directly
+    and through the shared scale s, and backward() adds both paths: dy_i/dx_j =
+    s * [i == j] - x_i * x_j * s^3 / n. (The 1e-5 keeps s finite when x is all 0.)"""
+    sum_sq = linear(x, [x])[0]   # x . x = sum_j x_j^2 as one node; x_j is its child twice: 2 x_j
+    scale = (sum_sq / len(x) + 1e-5) ** -0.5
     return [xi * scale for xi in x]
 
 
-def attention(x, keys, values, state_dict, i, config):
-    """Layer i's attention, at the newest position. Its query q is scored against the
-    key of each position so far (q . k), the scores become weights (softmax), and the
-    output is the weighted sum of their values. Each of n_head heads does this with
-    its own slice of q, k and v, so each can look for something else (a vowel, the
-    letter before...). No causal mask: the cache holds only the past."""
-    sd, head_dim = state_dict, config.n_embd // config.n_head
-    h = rmsnorm(x)
+def attention(h, keys, values, sd, i, config):
+    """Layer i's attention at the newest position, from its normalized vector h. It
+    makes a query q (what this token looks for), a key k (what it offers) and a
+    value v (what it passes on), and adds k, v to the cache. Each head, on its own
+    slice of the vectors, computes out = sum_s softmax_s(q . k_s / sqrt(head_dim)) v_s
+    over the positions s so far, this one included. Several heads can each look for
+    something else (a vowel, the letter before...); wo mixes their outputs."""
+    head_dim = config.n_embd // config.n_head
     q = linear(h, sd[f'layer{i}.attn_wq'])
-    keys.append(linear(h, sd[f'layer{i}.attn_wk']))     # this position's key and value
-    values.append(linear(h, sd[f'layer{i}.attn_wv']))   # join the cache
+    keys.append(linear(h, sd[f'layer{i}.attn_wk']))
+    values.append(linear(h, sd[f'layer{i}.attn_wv']))
     out = []
     for hs in range(0, config.n_embd, head_dim):         # a head: the slice hs:hs+head_dim
-        # q . k, for the key of each position: a linear layer with a row per position.
-        # A sum of head_dim terms grows like sqrt(head_dim): scaled back, the softmax
-        # does not lock onto one position before training starts.
+        # q . k_s for each position s: a linear layer with a row per position. The spread
+        # of a sum of head_dim products of unit-variance terms grows like sqrt(head_dim):
+        # scaled back, softmax starts out smooth, not locked on one position.
         scores = linear(q[hs:hs + head_dim], [k[hs:hs + head_dim] for k in keys])
         weights = softmax([s / math.sqrt(head_dim) for s in scores])
         # the weighted sum of the values: a linear layer with a row per value dimension
@@ -235,32 +233,34 @@ def attention(x, keys, values, state_dict, i, config):
 
 
 def squared_relu(x):
-    """relu(x)^2 (So et al. 2021, "Primer"): trains a little better than ReLU. It is
-    x.relu() ** 2 as ONE node (two nodes cost a step ~9% more, measured), with the
+    """relu(x)^2 (So et al. 2021, "Primer": trains a little better than relu). It is
+    x.relu() ** 2 as ONE node (as two, it costs a step ~9% more, measured), with the
     chain rule done by hand: d/dx relu(x)^2 = 2 relu(x) * relu'(x) = 2 relu(x)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,))
 
 
 def gpt(token_id, pos_id, keys, values, sd, config):
-    """The logits for the token after token_id, which stands at position pos_id, from
-    the weights in the state_dict sd. keys[i] and values[i] are layer i's cache of the
-    earlier positions (this call appends to them): each position is computed once."""
+    """The logits for the token after token_id, at position pos_id, from the weights sd.
+    keys[i], values[i]: layer i's cache of the earlier positions (this call adds to it)."""
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]   # (n_embd,)
     for i in range(config.n_layer):
-        x = [a + b for a, b in zip(x, attention(x, keys[i], values[i], sd, i, config))]
-        # The MLP: 4 times wider, squared ReLU, and back.
+        a = attention(rmsnorm(x), keys[i], values[i], sd, i, config)
+        x = [xj + aj for xj, aj in zip(x, a)]
+        # The MLP: 4 times wider, squared ReLU, and back. Without a nonlinearity
+        # between them, the two linear layers would be just one linear layer.
         h = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
-        h = linear([squared_relu(hi) for hi in h], sd[f'layer{i}.mlp_fc2'])
-        x = [a + b for a, b in zip(x, h)]
-    return linear(rmsnorm(x), sd['wte'])   # weight tying: wte scores the next token too
+        h = linear([squared_relu(hj) for hj in h], sd[f'layer{i}.mlp_fc2'])
+        x = [xj + hj for xj, hj in zip(x, h)]
+    # Weight tying: wte also scores the next token (fewer weights; one vector a token).
+    return linear(rmsnorm(x), sd['wte'])
 
 
 def cross_entropy(logits, target):
-    """-log softmax(z)[target] = log(sum_j exp(z_j)) - z_target, as ONE node (from
-    Value ops it costs a step 10% more, measured). Its gradient: d/dz_j of
-    log(sum_k exp(z_k)) is exp(z_j) / sum_k exp(z_k) = softmax(z)_j, and d/dz_j of
-    z_target is 1 if j == target else 0, so d/dz_j = softmax(z)_j - [j == target]."""
+    """The loss -log softmax(z)[target] = log(sum_j exp(z_j)) - z_target, as ONE node
+    (from Value ops, a step costs ~10% more, measured). Its gradient: d/dz_j of log(sum_k
+    exp(z_k)) is exp(z_j) / sum_k exp(z_k) = softmax(z)_j, and d/dz_j of z_target is
+    [j == target]; so d/dz_j = softmax(z)_j - [j == target]."""
     z_max = max(z.data for z in logits)      # as in softmax: no overflow
     exps = [math.exp(z.data - z_max) for z in logits]
     total = sum(exps)
@@ -270,9 +270,9 @@ def cross_entropy(logits, target):
 
 
 def doc_loss(tokens, state_dict, config):
-    """The mean cross-entropy of predicting each token of a document from the ones
-    before it. tokens starts with <BOS>; only block_size + 1 of them are used, as
-    block_size positions each predict the token after them."""
+    """The mean loss of predicting each token of a document from the ones before it.
+    tokens starts with <BOS>; only block_size + 1 of them are used (block_size
+    positions, each predicting the next), so a longer name never sees its <EOS>."""
     tokens = tokens[:config.block_size + 1]
     if len(tokens) < 2 or not all(0 <= t < config.vocab_size for t in tokens):
         raise ValueError(f'doc_loss needs 2 or more token ids, 0 to {config.vocab_size - 1}')
@@ -284,25 +284,27 @@ def doc_loss(tokens, state_dict, config):
 
 # -----------------------------------------------------------------------------
 # 6. Training
-# Each step: the mean loss of the next batch of documents, ONE backward() (so each
-# gradient is exactly that loss's derivative), then Adam moves every parameter a
-# little downhill.
+# Each step: the mean loss of the next batch of documents, ONE backward(), then Adam
+# moves every parameter a little downhill and sets its grad back to 0 (backward() adds).
 
 class Adam:
-    """Adam (Kingma & Ba, 2015): each parameter gets a step size of its own, from running
-    averages of its gradient (m) and of its squared gradient (v): a steady gradient gives
-    full steps, a noisy one small steps. weight_decay > 0 also shrinks every weight
-    towards 0, apart from the gradient (AdamW)."""
+    """Adam (Kingma & Ba, 2015). Plain gradient descent, p -= lr * grad, steps as far as
+    the gradient is large, and gradients differ by orders of magnitude. Adam divides a
+    running mean of each gradient (m) by the root of one of its square (v): each weight
+    moves about lr a step, less when its gradient is noisy. (b1, b2 = 0.85, 0.99 forget
+    faster than the paper's 0.9, 0.999: short runs.) weight_decay > 0 also shrinks each
+    weight towards 0 by lr * weight_decay of itself, apart from m and v (AdamW)."""
 
     def __init__(self, params, weight_decay=0.0, b1=0.85, b2=0.99, eps=1e-8):
         self.params, self.weight_decay, self.betas, self.eps = params, weight_decay, (b1, b2), eps
         self.m, self.v, self.t = [0.0] * len(params), [0.0] * len(params), 0   # t: steps so far
 
     def step(self, lr):
-        """Update every parameter from its grad, then zero the grad for the next step."""
         self.t += 1
         (b1, b2), eps, wd = self.betas, self.eps, self.weight_decay
-        bias1, bias2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t   # m, v start at 0: undo that
+        # m and v start at 0, so after t steps of a steady gradient g, m = (1 - b1^t) g:
+        # dividing by 1 - b1^t (and v by 1 - b2^t) undoes that pull towards 0.
+        bias1, bias2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
         self.m = [b1 * m + (1.0 - b1) * p.grad for m, p in zip(self.m, self.params)]
         self.v = [b2 * v + (1.0 - b2) * p.grad ** 2 for v, p in zip(self.v, self.params)]
         for p, m, v in zip(self.params, self.m, self.v):
@@ -311,7 +313,8 @@ class Adam:
 
 
 def lr_at(step, num_steps, learning_rate, warmup_steps):
-    """The learning rate of step (from 0): a linear warmup, then a linear decay to 0."""
+    """The learning rate of step (from 0): a linear warmup, as Adam's first steps rest on a
+    gradient or two; then a linear decay to near 0, so the last steps settle down."""
     if step < warmup_steps:
         return learning_rate * ((step + 1) / warmup_steps)
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
@@ -324,23 +327,23 @@ Model = namedtuple('Model', 'config tokenizer state_dict adam')
 def train(model, docs, num_steps, learning_rate, warmup_steps=0, batch_size=1, on_step=None):
     """Train model for num_steps steps on docs. on_step(step, loss, lr), if given, is
     called after each step, and stops training by returning True (Part II uses it)."""
+    config, tokenizer, state_dict, adam = model
     for step in range(num_steps):
-        seen = model.adam.t * batch_size    # documents trained on, in this run and before
-        batch = [model.tokenizer.encode_doc(docs[(seen + b) % len(docs)]) for b in range(batch_size)]
-        loss = sum(doc_loss(tokens, model.state_dict, model.config) for tokens in batch) / batch_size
+        seen = adam.t * batch_size   # documents seen by the model: a resumed run reads on
+        batch = [tokenizer.encode_doc(docs[(seen + b) % len(docs)]) for b in range(batch_size)]
+        loss = sum(doc_loss(tokens, state_dict, config) for tokens in batch) / batch_size
         loss.backward()
         lr = lr_at(step, num_steps, learning_rate, warmup_steps)
-        model.adam.step(lr)
+        adam.step(lr)
         if on_step is not None and on_step(step + 1, loss, lr):
             break
 
 
 # -----------------------------------------------------------------------------
 # 7. Sampling
-# To write a new document, feed <BOS>, ask the model for the next token's
-# probabilities, draw one, feed it back in, and repeat until <EOS>. The
-# temperature T divides the logits first: below 1 the model keeps closer to its
-# favourite tokens, above 1 it takes more chances.
+# To write a new document: feed <BOS>, draw the next token from the model's
+# probabilities, feed it back in, and so on until <EOS>. The temperature T divides
+# the logits first: below 1 the model keeps to its favourite tokens, above 1 it dares.
 
 def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
     """One new document that starts with prompt, at most block_size characters."""
@@ -354,9 +357,8 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
             continue                        # still reading the prompt
         logits[Tokenizer.BOS] = -math.inf   # <BOS> only ever starts a document
         z_max = max(logits)
-        # softmax(z / T), but choices() needs no division by the sum. z - z_max <= 0
-        # comes first, so a tiny T cannot overflow: the likeliest token keeps weight
-        # 1 and the others tend to 0.
+        # softmax(z / T) without the division by the sum (choices() needs none). With
+        # z - z_max <= 0 first, a tiny T gives weight 1 to the likeliest token, 0 to others.
         weights = [math.exp((z - z_max) / temperature) for z in logits]
         token_id = rng.choices(range(len(weights)), weights)[0]
         if token_id == Tokenizer.EOS:
@@ -374,12 +376,12 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16, n_
                      block_size=16, num_steps=1000, batch_size=1, learning_rate=0.01,
                      warmup_steps=0, weight_decay=0.0, num_samples=20, temperature=1.0, prompt='',
                      model=None, observe=None):
-    """Read the documents, build a new GPT (or go on training model, say from a
-    checkpoint), train it, print new documents, and return the model. observe(model,
-    val_docs), if given, returns train()'s on_step: that is how Part II watches."""
+    """Read the documents, build a new GPT (or go on training model, say a checkpoint's),
+    train it, print new documents, and return the model. val_docs are held out: Part II
+    measures the loss on them, through observe(model, val_docs), which returns on_step."""
     docs = load_docs(input)
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
-    if model is None:                       # every character, and random weights
+    if model is None:               # a vocabulary of every character (val_docs' too)
         tokenizer = Tokenizer(''.join(docs))
         config = GPTConfig(tokenizer.vocab_size, n_embd, n_head, n_layer, block_size)
         state_dict = init_state_dict(config, seed)
@@ -390,14 +392,13 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16, n_
     train(model, train_docs, num_steps, learning_rate, warmup_steps, batch_size, on_step)
     if num_samples:
         print(f'--- {num_samples} samples (temperature {temperature:g}) ---')
-    rng = random.Random(seed)               # the same model and seed write the same names
+    rng = random.Random(seed)       # the same model and seed write the same names
     for _ in range(num_samples):
         print(sample(model.state_dict, model.tokenizer, model.config, rng, temperature, prompt))
     return model
 
 
-# =============================================================================
-# Part II: the workbench
+# Part II: the workbench =======================================================
 # What `python microgpt.py` adds around Part I, and a learner may skip: the
 # command line; checks that turn bad input into one line (before a long run,
 # not after it); progress, validation, checkpoints and a clean stop on Ctrl-C,
@@ -448,10 +449,12 @@ def parse_args(argv):
 
     def flag(name, help, shown=None, **kwargs):
         shown = shown or DEFAULTS.get(name[2:], kwargs.get('default'))
-        group.add_argument(name, help=f'{help} (default {shown})' if shown not in (None, '') else help,
-                           **kwargs)
+        if shown not in (None, ''):
+            help += f' (default {shown})'
+        group.add_argument(name, help=help, **kwargs)
     group = p.add_argument_group('the data')
-    flag('--input', 'text file, one document per line', 'names.txt beside this file', metavar='FILE')
+    flag('--input', 'text file, one document per line', 'names.txt beside this file',
+         metavar='FILE')
     flag('--val_fraction', 'share of documents held out for validation', type=float)
     flag('--seed', 'random seed: the same seed, the same split, weights, losses, samples', type=int)
     group = p.add_argument_group("the model's shape (with --load: the checkpoint's)")
@@ -463,11 +466,13 @@ def parse_args(argv):
     flag('--num_steps', 'training steps', '1000; 100 with --bench', type=int)
     flag('--batch_size', 'documents per training step', type=int)
     flag('--learning_rate', 'peak Adam learning rate', type=float)
-    flag('--warmup_steps', 'steps of linear learning-rate warmup, then a linear decay to 0', type=int)
+    flag('--warmup_steps', 'steps of linear learning-rate warmup, then a linear decay to 0',
+         type=int)
     flag('--weight_decay', 'decoupled weight decay, as AdamW', type=float)
     group = p.add_argument_group('sampling')
     flag('--num_samples', 'documents to sample after training', type=int)
-    flag('--temperature', 'sampling temperature, above 0: lower is safer, higher wilder', type=float)
+    flag('--temperature', 'sampling temperature, above 0: lower is safer, higher wilder',
+         type=float)
     flag('--prompt', 'every sample starts with this text', metavar='TEXT')
     group = p.add_argument_group('the workbench')
     flag('--eval_every', 'steps between validation losses', type=int, default=200)
@@ -534,9 +539,6 @@ def main(argv=None):
             raise
         print('\ninterrupted', file=sys.stderr)
         leave(130)
-    finally:
-        if not notebook:                     # a Ctrl-C as Python shuts down: no traceback
-            ignore_ctrl_c()
 
 
 def command_line():
@@ -553,13 +555,6 @@ def leave(status, quiet=False):
         except (OSError, ValueError):
             pass
     sys.exit(status)
-
-
-def ignore_ctrl_c():
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:                       # (not the main thread)
-        pass
 
 
 def run(args):
@@ -646,8 +641,9 @@ def check_shape(args, model, tokenizer):
              for name in SHAPE_FLAGS}
     for name, value in shape.items():
         setattr(args, name, value)
-    if shape['n_embd'] % shape['n_head']:
-        raise InputError(f'--n_embd {shape["n_embd"]} is not divisible by --n_head {shape["n_head"]}')
+    n_embd, n_head = shape['n_embd'], shape['n_head']
+    if n_embd % n_head:
+        raise InputError(f'--n_embd {n_embd} is not divisible by --n_head {n_head}')
     return GPTConfig(tokenizer.vocab_size, *shape.values())
 
 
@@ -680,7 +676,7 @@ def estimate_memory(config, batch_size, docs):
     """Bytes that training needs at most: the parameters, one step's graph for
     batch_size documents of block_size tokens (its edges, counted from the shape
     as in Part I's model), and the documents."""
-    n, T, L, V, H = config.n_embd, config.block_size, config.n_layer, config.vocab_size, config.n_head
+    V, n, H, L, T = config                   # vocab_size, n_embd, n_head, n_layer, block_size
     params = V * n + T * n + L * 12 * n * n  # as matrix_shapes() (not called: L may be huge)
     per_doc = T * L * (24 * n * n + 16 * n) + L * (4 * n + 7 * H) * T * (T + 1) // 2 \
         + T * (6 * n + 2 * n * V + V)        # layers; attention over the positions so far; the rest
@@ -691,8 +687,9 @@ def estimate_memory(config, batch_size, docs):
 def available_memory():
     """Bytes of memory this process could still use, or None where unknown."""
     try:
-        with open('/proc/meminfo') as f:
-            return int(next(line for line in f if line.startswith('MemAvailable:')).split()[1]) * 1024
+        with open('/proc/meminfo') as f:           # (Linux)
+            line = next(line for line in f if line.startswith('MemAvailable:'))
+        return int(line.split()[1]) * 1024
     except (OSError, StopIteration, ValueError, IndexError):
         pass
     try:
@@ -944,8 +941,9 @@ def save_checkpoint(path, model):
         raise InputError(f'the weights or Adam state are infinite or nan: {path!r} not written')
     config = model.config._asdict()
     del config['vocab_size']                 # (the vocabulary is in 'chars')
-    checkpoint = {'format': 'microgpt checkpoint 1', 'config': config, 'chars': model.tokenizer.chars,
-                  'step': model.adam.t, 'adam_m': model.adam.m, 'adam_v': model.adam.v,
+    checkpoint = {'format': 'microgpt checkpoint 1', 'config': config,
+                  'chars': model.tokenizer.chars, 'step': model.adam.t,
+                  'adam_m': model.adam.m, 'adam_v': model.adam.v,
                   'state_dict': {name: [[p.data for p in row] for row in matrix]
                                  for name, matrix in model.state_dict.items()}}
     target = os.path.realpath(path)          # through a symlink: replace the file it names
@@ -1021,8 +1019,9 @@ def model_from_checkpoint(ck, weight_decay):
             raise ValueError(f'shape of {name}')
         state_dict[name] = [[Value(finite(x)) for x in row] for row in matrix]
     adam = Adam(parameters(state_dict), weight_decay)
-    adam.m, adam.v, adam.t = [finite(x) for x in ck['adam_m']], [finite(x) for x in ck['adam_v']], ck['step']
-    if len(adam.m) != len(adam.params) or len(adam.v) != len(adam.params) or min(adam.v, default=0) < 0:
+    adam.m, adam.v = [finite(x) for x in ck['adam_m']], [finite(x) for x in ck['adam_v']]
+    adam.t = ck['step']
+    if not len(adam.m) == len(adam.v) == len(adam.params) or min(adam.v, default=0) < 0:
         raise ValueError('adam state')
     if type(adam.t) is not int or not 0 <= adam.t <= MAX_STEPS:
         raise ValueError('step')
@@ -1062,7 +1061,8 @@ def loss_curve(history, width=60, height=10):
     for column, loss, mark in points:
         grid[round((hi - loss) / (hi - lo or 1.0) * (height - 1))][column] = mark
     lines = ['loss curve (* train, o validation)']
-    lines += [f'{hi - r * (hi - lo) / (height - 1):6.2f} |' + ''.join(row) for r, row in enumerate(grid)]
+    lines += [f'{hi - r * (hi - lo) / (height - 1):6.2f} |' + ''.join(row)
+              for r, row in enumerate(grid)]
     lines.append('       +' + '-' * width)
     last = f'{n} steps'
     lines.append('        0' + last.rjust(max(width - 1, len(last) + 1)))
@@ -1074,7 +1074,8 @@ def summary(history):
     as one step's loss is noisy), the final validation loss, the speed."""
     losses, ms = history['train'], history['ms']
     recent = losses[-max(1, len(losses) // 10):]
-    line = f'after {len(losses)} steps: train loss {sum(recent) / len(recent):.4f} (mean of the last {len(recent)})'
+    line = (f'after {len(losses)} steps: train loss {sum(recent) / len(recent):.4f} '
+            f'(mean of the last {len(recent)})')
     if history['val']:
         line += f', val loss {history["val"][-1][1]:.4f}'
     return line + f', {statistics.median(ms):.1f} ms per step (median)'
@@ -1108,7 +1109,8 @@ def attention_maps(model, text):
     row = the position reading, column = the position read (darker = more weight)."""
     config, weights = model.config, attention_weights(model, text)
     labels, shades = '^' + text, ' .:-=+*#%@'   # ^ is <BOS>; weight 0-0.1 is ' ', ..., 0.9-1 '@'
-    out = [f'attention over {text!r} (^ is <BOS>; rows read, columns are read; darker = more weight)']
+    out = [f'attention over {text!r} '
+           f'(^ is <BOS>; rows read, columns are read; darker = more weight)']
     for layer in range(config.n_layer):
         for head in range(config.n_head):
             out += [f'layer {layer} head {head}', '   ' + labels]
@@ -1131,8 +1133,8 @@ def graph_size(root):
 def bench_report(watch, config):
     try:
         import resource                     # (Unix only)
-        kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform == 'darwin' else 1)
-        peak = f'{kilobytes / 1024:.1f} MB'
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KB (bytes on macOS)
+        peak = f'{peak / (2 ** 20 if sys.platform == "darwin" else 2 ** 10):.1f} MB'
     except ImportError:
         peak = 'unknown on this platform'
     impl = f'{sys.implementation.name} {".".join(map(str, sys.version_info[:3]))}'
@@ -1146,5 +1148,19 @@ def bench_report(watch, config):
         f'peak memory: {peak}'])
 
 
+def restart_with_a_small_pypy_nursery():
+    # PyPy sizes its young generation (nursery) from the CPU cache the machine
+    # reports; some virtual machines report hundreds of MB, and PyPy then runs
+    # ~20% slower in 5 times the memory. It reads PYPY_GC_NURSERY only at start.
+    if sys.implementation.name == 'pypy' and 'PYPY_GC_NURSERY' not in os.environ:
+        env = dict(os.environ, PYPY_GC_NURSERY='4MB')
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
 if __name__ == '__main__':
-    main()
+    restart_with_a_small_pypy_nursery()
+    try:
+        main()
+    finally:                                 # done: a Ctrl-C now would only break Python's
+        if 'ipykernel' not in sys.modules:   # shutdown with a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
