@@ -506,6 +506,10 @@ def check_args(args):
             raise InputError(f'--{name} must be a positive number, not {getattr(args, name)}')
     if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
         raise InputError(f'--weight_decay must be 0 or a positive number, not {args.weight_decay}')
+    if args.weight_decay * args.learning_rate >= 1:   # AdamW: w -= lr * weight_decay * w + ...
+        raise InputError(f'--weight_decay {args.weight_decay:g} with --learning_rate '
+                         f'{args.learning_rate:g} would take each weight past 0 at every step: '
+                         f'use a --weight_decay below {1 / args.learning_rate:g}')
     if not 0 <= args.val_fraction < 1:
         raise InputError(f'--val_fraction must be at least 0 and below 1, not {args.val_fraction}')
     for name in ('input', 'save', 'load'):
@@ -783,8 +787,9 @@ class Workbench:
                            f'({len(self.eval_docs)} docs)')
 
     def save(self, step, done):
-        if not is_finite(self.model):        # never a checkpoint that cannot be loaded
-            raise self.diverged(f'the weights became infinite or nan at step {step}')
+        problem = unusable(self.model)       # never a checkpoint that cannot be loaded
+        if problem:
+            raise self.diverged(f'{problem} at step {step}')
         save_checkpoint(self.args.save, self.model)
         if done:
             self.progress.line(f'saved checkpoint {self.args.save} (step {self.model.adam.t})')
@@ -799,13 +804,8 @@ class Workbench:
         if warning:
             print(f'warning: {warning}; {self.hint()}', file=sys.stderr)
 
-    def hint(self):
-        """The likely cause of a diverging run."""
-        lr, wd = self.args.learning_rate, self.args.weight_decay
-        if lr * wd > 1:                      # each step would push a weight past 0
-            return (f'--weight_decay {wd:g} times --learning_rate {lr:g} is above 1: '
-                    f'try a --weight_decay below {1 / lr:g}')
-        return f'try a smaller --learning_rate than {lr:g}'
+    def hint(self):                          # (a weight decay too large is refused before)
+        return f'try a smaller --learning_rate than {self.args.learning_rate:g}'
 
     def diverged(self, what):
         self.progress.end()
@@ -927,18 +927,26 @@ class readable_output:   # (a context manager, used as: with readable_output(): 
 
 # --- Checkpoints: a JSON file (readable, and safe to load, unlike pickle) ---------
 
-def is_finite(model):
+def unusable(model):
+    """Why model cannot be saved or loaded, or None: an infinite or nan number, or
+    weights beyond 1e6. (Adam moves a weight about learning_rate a step; with inputs
+    rescaled by rmsnorm, a weight of 1e6 means training diverged long ago.)"""
     numbers = [p.data for p in model.adam.params] + model.adam.m + model.adam.v
-    return all(map(math.isfinite, numbers))
+    if not all(map(math.isfinite, numbers)):
+        return 'the weights or Adam state became infinite or nan'
+    if max(abs(p.data) for p in model.adam.params) > 1e6:
+        return 'the weights grew beyond 1e6'
+    return None
 
 
 def save_checkpoint(path, model):
     """Write model to path, atomically: a temporary file beside the target, flushed
     to the disk, then renamed over it in one step. An interrupted or failed save
     leaves the old checkpoint as it was and no temporary file. A model with a
-    non-finite number is never written: it could not be loaded."""
-    if not is_finite(model):
-        raise InputError(f'the weights or Adam state are infinite or nan: {path!r} not written')
+    model that could not be loaded back is never written."""
+    problem = unusable(model)
+    if problem:
+        raise InputError(f'{problem}: checkpoint {path!r} not written')
     config = model.config._asdict()
     del config['vocab_size']                 # (the vocabulary is in 'chars')
     checkpoint = {'format': 'microgpt checkpoint 1', 'config': config,
@@ -1026,10 +1034,9 @@ def model_from_checkpoint(ck, weight_decay):
     if type(adam.t) is not int or not 0 <= adam.t <= MAX_STEPS:
         raise ValueError('step')
     model = Model(config, Tokenizer(chars), state_dict, adam)
-    logits = gpt(Tokenizer.BOS, 0, [[] for _ in range(config.n_layer)],
-                 [[] for _ in range(config.n_layer)], state_dict, config)
-    if not all(math.isfinite(z.data) for z in logits):
-        raise ValueError('its weights give non-finite outputs')
+    problem = unusable(model)
+    if problem:
+        raise ValueError(problem)
     return model
 
 

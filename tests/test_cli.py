@@ -1,11 +1,13 @@
 """The command line, as a new user meets it: help, defaults, and one-line errors."""
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import unittest
 
 import microgpt
-from tests import run_cli
+from tests import ROOT, SCRIPT, run_cli
 
 
 class TestHelpAndDefaults(unittest.TestCase):
@@ -120,6 +122,9 @@ class TestBadInput(unittest.TestCase):
             (['--val_fraction', '1'], '--val_fraction'),
             (['--n_embd', 'sixteen'], '--n_embd'),
             (['--no_such_flag'], 'no_such_flag'),
+            (['--num_steps', str(10 ** 400)], '--num_steps must be from 0 to 1000000000'),
+            (['--warmup_steps', str(10 ** 400)], '--warmup_steps must be from 0 to 1000000000'),
+            (['--batch_size', '0'], '--batch_size'),
         ]
         for args, *words in cases:
             with self.subTest(args=args):
@@ -149,6 +154,152 @@ class TestBadInput(unittest.TestCase):
         else:
             self.assertEqual(result.returncode, 0, result.stderr)
 
+
+
+class TestNoTraceback(unittest.TestCase):
+    """Ordinary ways of running a command-line tool end without a traceback."""
+
+    def test_a_pipe_into_head_ends_quietly(self):
+        proc = subprocess.Popen([sys.executable, SCRIPT, '--num_steps', '300', '--eval_docs', '5'],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        first = [proc.stdout.readline() for _ in range(3)]           # as `| head -3` does
+        proc.stdout.close()
+        err = proc.communicate(timeout=120)[1].decode()
+        self.assertEqual(len(first), 3)
+        self.assertEqual(err, '')
+        self.assertNotEqual(proc.returncode, 0)
+
+    @unittest.skipUnless(os.path.exists('/dev/full'), 'needs /dev/full')
+    def test_a_full_disk_on_stdout_is_one_line(self):
+        with open('/dev/full', 'w') as full:
+            result = subprocess.run([sys.executable, SCRIPT, '--num_steps', '3', '--eval_docs', '2'],
+                                    stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.splitlines(), ['error: cannot write the output: No space left on device'])
+
+    @unittest.skipUnless(os.name == 'posix', 'needs POSIX file descriptors')
+    def test_a_closed_stdout_is_no_error(self):
+        result = subprocess.run([sys.executable, SCRIPT, '--num_steps', '3', '--eval_docs', '2'],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                timeout=120, cwd=ROOT, preexec_fn=lambda: os.close(1))
+        self.assertEqual((result.returncode, result.stderr), (0, ''))
+
+    def test_once_the_script_is_done_ctrl_c_is_ignored(self):
+        # a Ctrl-C while Python shuts down would print a traceback from its threading module
+        code = ('import runpy, signal, sys; sys.argv = [sys.argv[1], "--num_steps", "0", '
+                '"--num_samples", "1"]; runpy.run_path(sys.argv[0], run_name="__main__")\n'
+                'print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)')
+        result = subprocess.run([sys.executable, '-c', code, SCRIPT], capture_output=True, text=True,
+                                timeout=120, cwd=ROOT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.splitlines()[-1], 'True')
+
+
+class TestMemoryAndHangs(unittest.TestCase):
+    """Input that would hang, or take all the memory, is refused at once with one line."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def sparse_file(self, name, megabytes):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, 'wb') as f:
+            f.truncate(megabytes * 2 ** 20)                 # takes no disk space
+        return path
+
+    def assert_refused(self, args, *words, timeout=60):
+        result = run_cli('--num_steps', 2, '--num_samples', 1, '--eval_docs', 1, *args, timeout=timeout)
+        self.assertEqual(result.returncode, 2, result.stdout[-500:] + result.stderr)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, result.stderr)
+        for word in words:
+            self.assertIn(word, lines[0])
+        self.assertNotIn('| loss', result.stdout)
+
+    def test_files_that_never_end_or_block(self):
+        cases = [(['--input', '/dev/zero'], 'not a regular file'),
+                 (['--load', '/dev/zero'], 'not a regular file')]
+        if hasattr(os, 'mkfifo'):
+            fifo = os.path.join(self.tmp.name, 'fifo')
+            os.mkfifo(fifo)
+            cases += [(['--input', fifo], 'not a regular file'), (['--load', fifo], 'not a regular file')]
+        for args, word in cases:
+            with self.subTest(args=args):
+                self.assert_refused(args, word)
+
+    def test_files_too_large_to_read(self):
+        self.assert_refused(['--load', self.sparse_file('big.json', 500)], 'at most 64 MB')
+        self.assert_refused(['--input', self.sparse_file('big.txt', 100)], 'at most 16 MB')
+
+    def test_models_too_large_for_the_memory(self):
+        for args in (['--n_embd', 100000], ['--n_layer', 100000], ['--block_size', 10 ** 6],
+                     ['--batch_size', 10 ** 8]):
+            with self.subTest(args=args):
+                self.assert_refused(args, 'GB of memory')
+
+    def test_a_vocabulary_of_every_code_point(self):
+        path = os.path.join(self.tmp.name, 'every.txt')
+        everything = ''.join(chr(c) for c in range(0x110000) if not 0xd800 <= c < 0xe000)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(''.join(ch for ch in everything if not (ch.isspace() or ch == '\x85')) + '\n')
+        self.assert_refused(['--input', path], 'GB of memory', timeout=120)
+
+
+class TestRightResults(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        return path
+
+    def test_a_byte_order_mark_is_not_part_of_the_first_document(self):
+        path = self.write('bom.txt', '\ufeffanna\nbob\n'.encode('utf-8'))
+        self.assertEqual(microgpt.load_docs(path), ['anna', 'bob'])
+        result = run_cli('--input', path, '--num_steps', 1, '--num_samples', 0, '--val_fraction', 0)
+        self.assertIn('vocab_size=6', result.stdout)           # a, n, b, o and the two specials
+
+    def test_the_offset_of_a_bad_byte_is_its_place_in_the_file(self):
+        with open(os.path.join(ROOT, 'names.txt'), 'rb') as f:
+            names = f.read()
+        path = self.write('bad.txt', names + b'caf\xe9\n')
+        result = run_cli('--input', path)
+        self.assertEqual(result.returncode, 2)
+        lines = names.count(b'\n') + 1
+        self.assertIn(f'byte 0xe9 at offset {len(names) + 3} (line {lines})', result.stderr)
+
+    def test_empty_paths_are_refused(self):
+        for flag in ('--input', '--save', '--load'):
+            with self.subTest(flag=flag):
+                result = run_cli(flag, '', '--num_steps', 1)
+                self.assertEqual(result.returncode, 2)
+                self.assertEqual(result.stderr, f'error: {flag} needs a file name, not an empty one\n')
+
+    def test_bench_does_not_pretend_to_save(self):
+        result = run_cli('--bench', '--save', os.path.join(self.tmp.name, 'x.json'))
+        self.assertEqual(result.returncode, 2)
+        self.assertIn('saves nothing', result.stderr)
+
+    def test_a_huge_learning_rate_is_shown_as_it_is(self):
+        result = run_cli('--learning_rate', '1e308', '--num_steps', 2, '--eval_docs', 2)
+        self.assertIn('| lr 1.0e+308 |', result.stdout)
+        self.assertNotIn('inf', result.stdout)
+
+    def test_control_characters_in_the_data_are_shown_escaped(self):
+        path = self.write('controls.txt', b'\x1b[31mred\nbell\x07\nplain\n' * 20)
+        result = run_cli('--input', path, '--num_steps', 5, '--eval_docs', 2, '--num_samples', 3,
+                         '--prompt', '\x1b[3')
+        self.assertEqual(result.returncode, 0, result.stderr)
+        samples = result.stdout.split(' ---\n')[1].splitlines()
+        self.assertEqual(len(samples), 3)
+        self.assertTrue(all(s.startswith('\\x1b[3') for s in samples), samples)
+        self.assertNotIn('\x1b', result.stdout)
+        self.assertNotIn('\x07', result.stdout)
 
 if __name__ == '__main__':
     unittest.main()

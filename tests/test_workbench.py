@@ -2,13 +2,16 @@
 terminal, the loss curve and the attention maps."""
 import json
 import os
+import random
 import re
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+from unittest import mock
 
 import microgpt
 from tests import CITIES, ROOT, SCRIPT, run_cli, write_cities
@@ -109,12 +112,20 @@ class TestCheckpoints(unittest.TestCase):
             # a config that would take hours or all memory to build: refused from the file alone
             'a huge n_layer': json.dumps(dict(ck, config=dict(ck['config'], n_layer=10 ** 9))),
             'a huge n_embd': json.dumps(dict(ck, config=dict(ck['config'], n_embd=4 * 10 ** 8))),
+            'JSON nested 1000 deep': '[' * 1000 + ']' * 1000,
+            'a weight of 10**400': good.replace(str(ck['state_dict']['wpe'][0][0]), '1' + '0' * 400, 1),
+            'an Adam moment of 10**400': json.dumps(dict(ck, adam_m=[10 ** 400] + ck['adam_m'][1:])),
+            'a negative adam_v': json.dumps(dict(ck, adam_v=[-1.0] + ck['adam_v'][1:])),
+            'a step of 10**400': json.dumps(dict(ck, step=10 ** 400)),
+            'huge finite weights': json.dumps(dict(ck, state_dict=dict(
+                ck['state_dict'], wte=[[1e300] * len(row) for row in ck['state_dict']['wte']]))),
         }
         for name, text in damaged.items():
             with self.subTest(damage=name):
                 with open(self.path, 'w') as f:
                     f.write(text)
-                result = run_cli('--load', self.path, '--num_steps', 2, '--save', self.path)
+                result = run_cli('--load', self.path, '--num_steps', 2, '--save', self.path,
+                                 '--show_attention', 'emma')
                 self.assertEqual(result.returncode, 2, result.stderr)
                 self.assertNotIn('Traceback', result.stderr)
                 self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
@@ -135,6 +146,149 @@ class TestCheckpoints(unittest.TestCase):
         self.assertIn("'ë'", result.stderr)
 
 
+class TestNothingLost(unittest.TestCase):
+    """A file the user has is never replaced by something unloadable; a save never
+    leaves litter; a run that would fail at its end fails at its start."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.path = os.path.join(self.tmp.name, 'good.json')
+
+    def save_a_good_checkpoint(self):
+        result = run_cli('--num_steps', 10, '--eval_docs', 5, '--num_samples', 0, '--save', self.path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(self.path, 'rb') as f:
+            return f.read()
+
+    def assert_one_line_error(self, result, *words):
+        self.assertEqual(result.returncode, 2, result.stdout[-1000:] + result.stderr)
+        self.assertNotIn('Traceback', result.stderr)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        for word in words:
+            self.assertIn(word, result.stderr)
+
+    def test_a_diverging_run_never_replaces_a_good_checkpoint(self):
+        good = self.save_a_good_checkpoint()
+        cases = [  # flags that make training diverge, and the cause the message must name
+            (['--learning_rate', '1e308'], 'try a smaller --learning_rate than 1e+308'),
+            (['--learning_rate', '1e100'], 'at step'),
+            (['--weight_decay', '1000'], 'use a --weight_decay below 100'),   # (refused at once)
+        ]
+        for flags, cause in cases:
+            with self.subTest(flags=flags):
+                result = run_cli('--load', self.path, '--save', self.path, '--save_every', 1,
+                                 '--num_steps', 5, '--eval_docs', 5, '--num_samples', 2, *flags)
+                self.assert_one_line_error(result, cause)
+                with open(self.path, 'rb') as f:
+                    self.assertEqual(f.read(), good)
+                microgpt.load_checkpoint(self.path)                  # and it still loads
+                self.assertEqual(os.listdir(self.tmp.name), ['good.json'])
+
+    def test_a_finite_explosion_is_reported(self):
+        result = run_cli('--learning_rate', 30, '--num_steps', 60, '--eval_docs', 5, '--num_samples', 1)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stderr, r'^warning: training diverged: the loss ended at [\d.]+, worse '
+                                        r'than a uniform guess \(3\.33\); try a smaller --learning_rate')
+        healthy = run_cli('--num_steps', 60, '--eval_docs', 5, '--num_samples', 1)
+        self.assertEqual(healthy.stderr, '')
+
+    def test_save_refuses_what_is_not_a_checkpoint_before_training(self):
+        data = os.path.join(self.tmp.name, 'data.txt')
+        write_cities(data)
+        cases = [
+            ([os.devnull], 'not a regular file'),                 # a device
+            ([self.tmp.name], 'not a regular file'),              # a folder
+            ([data, '--input', data], 'is the training data'),
+            ([os.path.join(self.tmp.name, 'missing', 'x.json')], 'cannot write checkpoint'),
+        ]
+        for (target, *more), word in cases:
+            with self.subTest(target=target):
+                result = run_cli('--num_steps', 100000, '--save', target, *more)
+                self.assert_one_line_error(result, word)
+                self.assertNotIn('| loss', result.stdout)          # refused before training
+        with open(data, encoding='utf-8') as f:
+            self.assertEqual(f.read().split(), ' '.join(CITIES * 3).split())
+
+    @unittest.skipUnless(hasattr(os, 'symlink') and os.name == 'posix', 'needs POSIX links and modes')
+    def test_save_writes_through_a_symlink_and_keeps_the_file_mode(self):
+        target, link = os.path.join(self.tmp.name, 'target.json'), os.path.join(self.tmp.name, 'link.json')
+        with open(target, 'w') as f:
+            f.write('{}')
+        os.chmod(target, 0o640)
+        os.symlink(target, link)
+        result = run_cli('--num_steps', 2, '--eval_docs', 2, '--num_samples', 0, '--save', link)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(os.path.islink(link))
+        self.assertEqual(microgpt.load_checkpoint(link).adam.t, 2)
+        self.assertEqual(stat.S_IMODE(os.stat(target).st_mode), 0o640)
+        fresh = os.path.join(self.tmp.name, 'fresh.json')          # a new file: the umask's mode
+        result = run_cli('--num_steps', 1, '--eval_docs', 0, '--num_samples', 0, '--save', fresh,
+                         preexec_fn=lambda: os.umask(0o022))
+        self.assertEqual(stat.S_IMODE(os.stat(fresh).st_mode), 0o644)
+
+    @unittest.skipUnless(os.name == 'posix', 'needs resource limits')
+    def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(self):
+        import resource
+
+        def small_files_only():                     # as a full disk: writes past 20 kB fail
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        with open(self.path, 'w') as f:
+            f.write('the old checkpoint')
+        result = run_cli('--num_steps', 2, '--eval_docs', 2, '--num_samples', 0, '--save', self.path,
+                         preexec_fn=small_files_only)
+        self.assert_one_line_error(result, 'cannot write checkpoint', 'unchanged')
+        with open(self.path) as f:
+            self.assertEqual(f.read(), 'the old checkpoint')
+        self.assertEqual(os.listdir(self.tmp.name), ['good.json'])
+
+    def test_an_interrupted_save_leaves_the_old_checkpoint_byte_for_byte(self):
+        # a Ctrl-C (or any error) in the middle of writing: the old file is untouched,
+        # loads, and no temporary file is left. A save that wrote in place would fail.
+        good = self.save_a_good_checkpoint()
+        model = microgpt.load_checkpoint(self.path)
+        for p in model.adam.params:
+            p.data += 1.0
+
+        def write_half_then_interrupt(obj, f):
+            f.write(json.dumps(obj)[:5000])
+            raise KeyboardInterrupt
+        with mock.patch.object(microgpt.json, 'dump', write_half_then_interrupt):
+            with self.assertRaises(KeyboardInterrupt):
+                microgpt.save_checkpoint(self.path, model)
+        with open(self.path, 'rb') as f:
+            self.assertEqual(f.read(), good)
+        self.assertEqual(microgpt.load_checkpoint(self.path).adam.t, 10)
+        self.assertEqual(os.listdir(self.tmp.name), ['good.json'])
+
+    def test_a_resumed_run_goes_on_exactly_as_one_replayed_by_hand(self):
+        # The second run must start from the checkpoint's weights, its Adam state (m, v
+        # and the step) and its place in the data: the same steps taken here by hand,
+        # with Part I's own functions, must give the very same numbers.
+        more = os.path.join(self.tmp.name, 'more.json')
+        shared = ('--eval_docs', 0, '--num_samples', 0, '--batch_size', 2)
+        first = run_cli('--num_steps', 12, '--save', self.path, *shared)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        second = run_cli('--load', self.path, '--num_steps', 7, '--learning_rate', 0.02,
+                         '--warmup_steps', 2, '--save', more, *shared)
+        self.assertEqual(second.returncode, 0, second.stderr)
+        model = microgpt.load_checkpoint(self.path)
+        train_docs, _ = microgpt.split_docs(microgpt.load_docs(os.path.join(ROOT, 'names.txt')), 0.1,
+                                            random.Random(42))
+        for step in range(7):                 # the loop written out: 2 documents a step,
+            first = (12 + step) * 2           # from where the first run's 12 steps stopped
+            tokens = [model.tokenizer.encode_doc(train_docs[first + b]) for b in range(2)]
+            losses = [microgpt.doc_loss(t, model.state_dict, model.config) for t in tokens]
+            ((losses[0] + losses[1]) / 2).backward()
+            model.adam.step(microgpt.lr_at(step, 7, 0.02, 2))
+        want = microgpt.load_checkpoint(more)
+        self.assertEqual(want.adam.t, 19)
+        self.assertEqual(model.adam.t, want.adam.t)
+        self.assertEqual([p.data for p in model.adam.params], [p.data for p in want.adam.params])
+        self.assertEqual((model.adam.m, model.adam.v), (want.adam.m, want.adam.v))
+
+
 def read_until(stream, pattern, timeout):
     """Read lines from stream until one matches pattern; return all read."""
     deadline = time.monotonic() + timeout
@@ -153,6 +307,28 @@ def read_until(stream, pattern, timeout):
 class TestCtrlC(unittest.TestCase):
 
     def test_ctrl_c_stops_after_the_step_saves_reports_and_samples(self):
+        self.stop_with(signal.SIGINT)
+
+    def test_sigterm_stops_as_ctrl_c_does(self):
+        self.stop_with(signal.SIGTERM)
+
+    def test_ctrl_c_during_a_long_evaluation_acts_at_once(self):
+        # 2000 validation documents take seconds to evaluate: Ctrl-C stops between two
+        proc = subprocess.Popen([sys.executable, SCRIPT, '--num_steps', '100000', '--eval_docs', '2000',
+                                 '--val_fraction', '0.5', '--num_samples', '0'],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            read_until(proc.stdout, r'^26919 training|^\d+ training', timeout=120)
+            time.sleep(0.5)                              # now inside the evaluation at step 0
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn('interrupted: stopped after step 1', out)
+        self.assertNotIn('step 0/100000 | val loss', out)    # the evaluation was cut short
+
+    def stop_with(self, signum):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, 'ck.json')
             proc = subprocess.Popen([sys.executable, SCRIPT, '--num_steps', '100000', '--save', path,
@@ -160,7 +336,7 @@ class TestCtrlC(unittest.TestCase):
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
             try:
                 read_until(proc.stdout, r'^step 5/', timeout=120)
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signum)
                 out, err = proc.communicate(timeout=120)
             finally:
                 proc.kill()
