@@ -12,6 +12,18 @@ def read(name):
         return f.read()
 
 
+def headings(lines):
+    """{title: line number} of microgpt.py's parts ('# Part I: ...') and sections
+    ('# 1. Dataset', '# --- Command line ---')."""
+    found = {}
+    for number, line in enumerate(lines, start=1):
+        m = (re.match(r'# (Part I+):', line) or re.match(r'# (\d\. [\w ]+)$', line)
+             or re.match(r'# --- ([^:-]+?) *[:-]', line))
+        if m:
+            found[m.group(1)] = number
+    return found
+
+
 class TestReadme(unittest.TestCase):
 
     def setUp(self):
@@ -22,35 +34,42 @@ class TestReadme(unittest.TestCase):
         self.assertIn('\npython microgpt.py ', self.readme)
         self.assertIn('\npython -m unittest ', self.readme)
 
-    def test_the_file_map_matches_the_sections_of_microgpt_py(self):
-        rows = re.findall(r'^\| (\d+)-(\d+) \| ([^|]+?) \|', self.readme, re.M)
-        self.assertEqual([title for _, _, title in rows],
-                         ['header', '1. Dataset', '2. Tokenizer', '3. Autograd', '4. Parameters', '5. Model',
-                          '6. Training', '7. Sampling', '8. Command line', 'Appendix: tools', 'entry point'])
-        previous_end = 0
+    def test_the_file_map_points_at_each_part_and_section(self):
+        # A reader who opens microgpt.py at a row's first line finds that section's
+        # heading there; rows are in file order and their ranges do not overlap.
+        rows = [(int(a), int(b), title.strip('* ')) for a, b, title in
+                re.findall(r'^\| (\d+)-(\d+) \| ([^|]+?) \|', self.readme, re.M)]
+        found = headings(self.lines)
+        where = ', '.join(f'{title} at {line}' for title, line in found.items())
+        self.assertGreaterEqual(len(rows), 16, 'the map lists both parts and their sections')
         for start, end, title in rows:
-            start, end = int(start), int(end)
-            first = self.lines[start - 1]
-            if title[0].isdigit():
-                self.assertEqual(first, f'# {title}', f'line {start} should open section {title}')
-            elif title == 'Appendix: tools':
-                self.assertTrue(first.startswith('# Appendix'), first)
-            elif title == 'entry point':
-                self.assertTrue(first.startswith("if __name__ == '__main__'"), first)
-            between = self.lines[previous_end:start - 1]     # only blank lines and rules between sections
-            self.assertTrue(all(not line.strip() or set(line) <= set('#-= ') for line in between),
-                            f'lines {previous_end + 1}-{start - 1} are not part of any section')
-            self.assertTrue(self.lines[end - 1].strip(), f'section {title} should end on line {end}, not a blank')
-            previous_end = end
-        self.assertEqual(previous_end, len(self.lines))
-        self.assertIn(f'`microgpt.py` ({len(self.lines)} lines)', self.readme)
+            with self.subTest(title=title):
+                self.assertIn(title, found, f'no heading {title!r} in microgpt.py ({where})')
+                self.assertEqual(start, found[title], f'{title} starts at line {found[title]}')
+                self.assertLessEqual(start, end)
+        parts = [row for row in rows if row[2].startswith('Part')]
+        self.assertEqual([title for *_, title in parts], ['Part I', 'Part II'])
+        for (_, end, _), (start, _, _) in zip(parts, parts[1:]):
+            self.assertLess(end, start)
+        self.assertEqual(parts[-1][1], len(self.lines), 'Part II runs to the end of the file')
+        sections = [row for row in rows if not row[2].startswith('Part')]
+        self.assertEqual(sections, sorted(sections))
+        for (_, end, title), (start, _, _) in zip(sections, sections[1:]):
+            self.assertLess(end, start, f'{title} overlaps the next section')
 
-    def test_every_flag_is_in_the_flags_table(self):
+    def test_every_flag_is_in_the_flags_table_with_its_default(self):
         flags = re.findall(r"^    flag\('(--\w+)'", read('microgpt.py'), re.M)
         self.assertGreater(len(flags), 15)
-        for flag in flags:
-            self.assertRegex(self.readme, rf'\| `{flag}[ `]', f'{flag} is missing from the flags table')
         self.assertEqual(set(flags), {'--' + name for name in vars(microgpt.parse_args([]))})
+        for flag in flags:
+            self.assertTrue(re.search(rf'\| `{flag}[ `]', self.readme), f'{flag} is not in the table')
+        defaults = dict(vars(microgpt.parse_args([])), **microgpt.DEFAULTS)   # (shape: not None)
+        for name, default in defaults.items():
+            if name not in ('input', 'prompt', 'save', 'load', 'show_attention', 'bench'):
+                row = re.search(rf'^\| `--{name}` \| ([^|]+) \|', self.readme, re.M)
+                self.assertTrue(row, f'--{name} has no row')
+                self.assertEqual(row.group(1).split()[0], f'{default:g}' if isinstance(default, float)
+                                 else str(default), f'--{name}: README and --help differ')
 
 
 if __name__ == '__main__':
