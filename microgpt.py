@@ -410,6 +410,7 @@ import gc
 import inspect
 import json
 import os
+import shutil
 import signal
 import stat
 import statistics
@@ -432,8 +433,10 @@ DEFAULTS = {name: p.default for name, p in inspect.signature(train_and_sample).p
             if name not in ('model', 'observe')}
 SHAPE_FLAGS = ('n_embd', 'n_head', 'n_layer', 'block_size')   # a checkpoint fixes these
 MAX_STEPS = 10 ** 9                # about 80 days of steps: any more is a typo
+MAX_TOTAL_STEPS = 10 ** 15         # a checkpoint's step, after many continued runs
 MAX_INPUT_BYTES = 16 * 2 ** 20     # 16 MB of text, about 1.5 million names
 MAX_CHECKPOINT_BYTES = 64 * 2 ** 20
+JSON_BYTES_PER_BYTE = 25           # memory per byte of JSON, at most: 3 bytes [], a 64-byte list
 
 
 # --- Command line -------------------------------------------------------------
@@ -510,6 +513,8 @@ def check_args(args):
         raise InputError(f'--weight_decay {args.weight_decay:g} with --learning_rate '
                          f'{args.learning_rate:g} would take each weight past 0 at every step: '
                          f'use a --weight_decay below {1 / args.learning_rate:g}')
+    if args.seed < 0:                        # (random.Random(-5) is Random(5): refuse the alias)
+        raise InputError(f'--seed must be 0 or more, not {args.seed}')
     if not 0 <= args.val_fraction < 1:
         raise InputError(f'--val_fraction must be at least 0 and below 1, not {args.val_fraction}')
     for name in ('input', 'save', 'load'):
@@ -531,18 +536,33 @@ def main(argv=None):
     except InputError as e:
         if notebook:                         # a notebook shows the error, then goes on
             raise InputError(str(e)) from None
-        print(f'error: {e}', file=sys.stderr)
+        complain(f'error: {e}')
+        leave(2)
+    except MemoryError:
+        if notebook:
+            raise
+        complain('error: out of memory; try a smaller model, --batch_size or input file')
         leave(2)
     except OutputError as e:
-        print(f'error: {e}', file=sys.stderr)
+        complain(f'error: {e}')
         leave(1, quiet=True)
     except BrokenPipeError:                  # `python microgpt.py | head`: end quietly
         leave(141, quiet=True)
     except KeyboardInterrupt:                # Ctrl-C outside training (or twice): stop at once
         if notebook:
             raise
-        print('\ninterrupted', file=sys.stderr)
+        complain('\ninterrupted')
         leave(130)
+
+
+def complain(text):
+    """One line on stderr, whatever the text holds (a file name with a newline or an
+    escape sequence is shown escaped), and even if stderr cannot be written."""
+    lead = '\n' if text.startswith('\n') else ''
+    try:
+        print(lead + text.lstrip('\n').translate(ONE_LINE), file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):   # closed, full, or None
+        pass
 
 
 def command_line():
@@ -550,6 +570,10 @@ def command_line():
     # file...): ignore it, unless this file was started by %run microgpt.py --flags.
     ours = '__file__' in globals() and os.path.abspath(sys.argv[0]) == os.path.abspath(__file__)
     return sys.argv[1:] if ours or 'ipykernel' not in sys.modules else []
+
+
+def terminate(signum=None, frame=None):   # SIGTERM outside training: stop now, cleaning up
+    raise SystemExit(128 + signal.SIGTERM)
 
 
 def leave(status, quiet=False):
@@ -571,7 +595,10 @@ def run(args):
     check_texts(args, tokenizer, config, docs, path)
     check_memory(config, args.batch_size, docs)
     if args.save:
-        check_save_path(args.save, path)
+        check_save_path(args.save, path, config)
+    if model and model.adam.t + args.num_steps > MAX_TOTAL_STEPS:
+        raise InputError(f'the checkpoint has {model.adam.t} steps; more than {MAX_TOTAL_STEPS} '
+                         f'could not be loaded back')
     if model:
         print(f'loaded {args.load}: trained for {model.adam.t} steps so far')
     settings = {name: getattr(args, name) for name in DEFAULTS}
@@ -597,36 +624,45 @@ def default_input_path():
 
 # --- Checks before training ------------------------------------------------------
 
-def regular_file(path, what, max_bytes):
-    """Refuse what is not a regular file (a FIFO would hang, /dev/zero never ends) or
-    is too large, before opening it."""
+def read_file(path, what, max_bytes):
+    """The bytes of a regular file of at most max_bytes, or one line saying why not:
+    a FIFO or a device would hang or never end; a file in /proc says it has 0 bytes
+    and may have more, or block. Opened without blocking, then checked, then read."""
+    too_big = (f'{what} {path!r} has more than {max_bytes // 2 ** 20} MB; '
+               f'microgpt reads at most {max_bytes // 2 ** 20} MB')
     try:
-        info = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            os.close(fd)
+            raise InputError(too_big if stat.S_ISREG(info.st_mode)
+                             else f'{what} {path!r} is not a regular file')
+        with os.fdopen(fd, 'rb') as f:
+            data = f.read(max_bytes + 1)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f'{what} {path!r} not found')
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:       # (ValueError: a NUL in the name)
         raise InputError(f'cannot read {what} {path!r}: {getattr(e, "strerror", None) or e}')
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(f'{what} {path!r} is not a regular file')
-    if info.st_size > max_bytes:
-        raise InputError(f'{what} {path!r} has {info.st_size / 2 ** 20:.0f} MB; '
-                         f'microgpt reads at most {max_bytes // 2 ** 20} MB')
+    if len(data) > max_bytes:
+        raise InputError(too_big)
+    return data
 
 
 def read_docs(path):
     """Part I's load_docs(path), after the checks it leaves out, each with its own message."""
-    regular_file(path, 'input file', MAX_INPUT_BYTES)
+    data = read_file(path, 'input file', MAX_INPUT_BYTES)
     try:
-        with open(path, 'rb') as f:
-            data = f.read()
         data.decode('utf-8')
     except UnicodeDecodeError as e:          # (e.start counts from the start of the file)
         line = data.count(b'\n', 0, e.start) + 1
         raise InputError(f'input file {path!r} is not UTF-8 text: byte 0x{data[e.start]:02x} '
                          f'at offset {e.start} (line {line})')
-    except OSError as e:
+    try:
+        docs = load_docs(path)
+    except OSError as e:                     # (gone since, say)
         raise InputError(f'cannot read input file {path!r}: {e.strerror or e}')
-    docs = load_docs(path)
     if not docs:
         raise InputError(f'input file {path!r} is empty: it needs one document per line')
     return docs
@@ -670,36 +706,64 @@ def check_texts(args, tokenizer, config, docs, path):
                              f'--block_size {block_size}')
 
 
-# Bytes per graph edge (with its share of the nodes) and per parameter (the Value,
-# its place in a row, Adam's m and v), measured with tracemalloc on CPython 3.11
-# for several shapes: 21-40 bytes per edge, 123-125 per parameter.
-BYTES_PER_EDGE, BYTES_PER_PARAM = 40, 125
+def graph_counts(config):
+    """(nodes, edges) of the graph that doc_loss() builds for one document filling
+    block_size, counted from the shape as in Part I's model (the parameters, its
+    leaves, not counted). tests/test_workbench.py checks them against real graphs."""
+    V, n, H, L, T = config                   # vocab_size, n_embd, n_head, n_layer, block_size
+    pairs = T * (T + 1) // 2                 # (position, earlier position): attention scores
+    nodes = T * (2 * n + L * (18 * n + 8 + H) + V + 6) + 6 * L * H * pairs + 1
+    edges = (T * L * (24 * n * n + 16 * n + 6) + L * (4 * n + 7 * H) * pairs
+             + T * (6 * n + 2 * n * V + V + 5))
+    return nodes, edges
+
+
+# Bytes per graph node and edge, and per parameter (the Value, its place in a row,
+# Adam's m and v): measured with tracemalloc on CPython 3.11 for 6 shapes, fitted
+# within 3% by 9 per edge and 252 per node; 121-125 per parameter. With a margin:
+BYTES_PER_EDGE, BYTES_PER_NODE, BYTES_PER_PARAM = 12, 300, 130
 
 
 def estimate_memory(config, batch_size, docs):
     """Bytes that training needs at most: the parameters, one step's graph for
-    batch_size documents of block_size tokens (its edges, counted from the shape
-    as in Part I's model), and the documents."""
-    V, n, H, L, T = config                   # vocab_size, n_embd, n_head, n_layer, block_size
+    batch_size documents of block_size tokens, and the documents."""
+    V, n, H, L, T = config
     params = V * n + T * n + L * 12 * n * n  # as matrix_shapes() (not called: L may be huge)
-    per_doc = T * L * (24 * n * n + 16 * n) + L * (4 * n + 7 * H) * T * (T + 1) // 2 \
-        + T * (6 * n + 2 * n * V + V)        # layers; attention over the positions so far; the rest
+    nodes, edges = graph_counts(config)
     text = sum(100 + len(doc) for doc in docs)
-    return BYTES_PER_PARAM * params + BYTES_PER_EDGE * per_doc * batch_size + 3 * text
+    graph = BYTES_PER_NODE * nodes + BYTES_PER_EDGE * edges
+    return BYTES_PER_PARAM * params + batch_size * graph + 3 * text
 
 
 def available_memory():
-    """Bytes of memory this process could still use, or None where unknown."""
+    """Bytes of memory this process could still use, or None where unknown: the
+    least of the machine's available memory, its container's (cgroup) limit, and
+    this process's address-space limit (ulimit -v), less what each has in use."""
+    found = []
     try:
         with open('/proc/meminfo') as f:           # (Linux)
             line = next(line for line in f if line.startswith('MemAvailable:'))
-        return int(line.split()[1]) * 1024
+        found.append(int(line.split()[1]) * 1024)
     except (OSError, StopIteration, ValueError, IndexError):
+        try:
+            found.append(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))
+        except (ValueError, OSError, AttributeError):
+            pass
+    try:
+        with open('/sys/fs/cgroup/memory.max') as f, open('/sys/fs/cgroup/memory.current') as g:
+            found.append(int(f.read()) - int(g.read()))    # ('max': no limit, a ValueError)
+    except (OSError, ValueError):
         pass
     try:
-        return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-    except (ValueError, OSError, AttributeError):
-        return None
+        import resource                                    # (Unix)
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open('/proc/self/statm') as f:            # (Linux: pages of address space)
+                used = int(f.read().split()[0]) * os.sysconf('SC_PAGE_SIZE')
+            found.append(limit - used)
+    except (ImportError, OSError, ValueError, IndexError, AttributeError):
+        pass
+    return max(0, min(found)) if found else None
 
 
 def check_memory(config, batch_size, docs):
@@ -711,21 +775,50 @@ def check_memory(config, batch_size, docs):
                          f'{batch_size}); this machine has {have / 2 ** 30:,.1f} GB available')
 
 
-def check_save_path(path, input_path):
+def check_save_path(path, input_path, config):
     """Refuse, before training, a checkpoint path that the save would fail on or that
-    holds something else: a folder, a device, the training data."""
+    holds something else: a folder, a device, a read-only file, the training data, the
+    file this run's output goes to; or a checkpoint too large to load back or to fit."""
     target = os.path.realpath(path)          # through a symlink, to the file it names
     if os.path.exists(target):
-        if not stat.S_ISREG(os.stat(target).st_mode):
+        info = os.stat(target)
+        if not stat.S_ISREG(info.st_mode):
             raise InputError(f'--save {path!r} is not a regular file; refusing to replace it')
         if os.path.samefile(target, input_path):
             raise InputError(f'--save {path!r} is the training data; save elsewhere')
+        if not info.st_mode & 0o222:         # (no write permission for anyone, even root)
+            raise InputError(f'--save {path!r} is read-only; refusing to replace it')
+        if os.path.ismount(target):          # (a file mounted there cannot be renamed over)
+            raise InputError(f'--save {path!r} is a mount point; save elsewhere')
+        for fd, name in ((1, 'output'), (2, 'error output')):
+            try:
+                same = os.path.samestat(info, os.fstat(fd))
+            except OSError:
+                same = False
+            if same:
+                raise InputError(f"--save {path!r} is where this run's {name} goes; save elsewhere")
+    size = checkpoint_bytes(config)
+    if size > MAX_CHECKPOINT_BYTES:
+        raise InputError(f'a checkpoint of this model would have about {size / 2 ** 20:.0f} MB; '
+                         f'microgpt loads at most {MAX_CHECKPOINT_BYTES // 2 ** 20} MB')
     folder = os.path.dirname(target)
-    try:                                     # the one sure test: make a file there
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=os.path.basename(target) + '.'):
+    try:                                     # the one sure test: make a file there, named as
+        with temporary_file_for(target) as f:   # the save will name it
             pass
+        os.remove(f.name)
+        free = shutil.disk_usage(folder).free
     except OSError as e:
         raise InputError(f'cannot write checkpoint {path!r}: {e.strerror or e}')
+    if free < size:
+        raise InputError(f'a checkpoint of this model needs about {size / 2 ** 20:.1f} MB; '
+                         f'{folder!r} has {free / 2 ** 20:.1f} MB free')
+
+
+def checkpoint_bytes(config):
+    """About the size of save_checkpoint()'s file: 3 numbers a parameter (its weight,
+    Adam's m and v), up to 25 characters each as JSON, like -0.012345678901234567, ."""
+    V, n, H, L, T = config
+    return 3 * 25 * (V * n + T * n + L * 12 * n * n) + 10 * V + 1000
 
 
 # --- Training, watched -----------------------------------------------------------
@@ -736,7 +829,7 @@ class Workbench:
     and at the end draws the loss curve."""
 
     def __init__(self, args):
-        self.args, self.stop_requested, self.graphs = args, False, []
+        self.args, self.stop_requested, self.over, self.graphs = args, False, False, []
         self.history = {'train': [], 'val': [], 'ms': []}  # loss per step; (step, val loss); ms
         self.progress = Progress(in_place=output_is_live())
 
@@ -745,6 +838,8 @@ class Workbench:
         self.eval_docs = [] if self.args.bench else val_docs[:self.args.eval_docs]
         if self.args.num_steps:
             self.report_val(0)
+        else:
+            self.over = True                 # nothing to train: a signal stops at once
         self.started = time.perf_counter()
         return self.on_step
 
@@ -766,6 +861,9 @@ class Workbench:
         if not self.stop_requested and (done or step % self.args.eval_every == 0):
             self.report_val(step)
         if done:
+            problem = unusable(self.model)   # (the last step's update is in no loss yet)
+            if problem:
+                raise self.diverged(f'{problem} at step {step}')
             self.finish()
         self.started = time.perf_counter()
         return self.stop_requested
@@ -795,6 +893,7 @@ class Workbench:
             self.progress.line(f'saved checkpoint {self.args.save} (step {self.model.adam.t})')
 
     def finish(self):
+        self.over = True                     # from now on a signal stops at once
         self.progress.end()
         if self.args.bench:
             return
@@ -826,7 +925,8 @@ def divergence_warning(history, vocab_size):
 
 class training_mode:
     """While the story runs: Ctrl-C (SIGINT) and SIGTERM ask the watcher to stop after
-    the current step (a second Ctrl-C stops at once); and CPython's cyclic garbage
+    the current step; a second one, or one after training (while sampling), stops at
+    once (Ctrl-C as KeyboardInterrupt, SIGTERM as SystemExit(143)). And CPython's cyclic garbage
     collector is paused. A step's graph is tens of thousands of short-lived Values
     with no reference cycles: reference counting frees them all, and the collector
     would only scan them again and again, for nothing (about 15% of a step). PyPy
@@ -836,9 +936,11 @@ class training_mode:
         self.watch, self.old = watch, {}
 
     def on_signal(self, signum, frame):
+        if self.watch.stop_requested or self.watch.over:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            terminate()
         self.watch.stop_requested = True
-        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
-                      else signal.SIG_DFL)
 
     def __enter__(self):
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -925,6 +1027,9 @@ class readable_output:   # (a context manager, used as: with readable_output(): 
         return getattr(self.stdout, name)
 
 
+ONE_LINE = {**readable_output.CONTROLS, ord('\n'): '\\n', ord('\r'): '\\r'}   # for messages
+
+
 # --- Checkpoints: a JSON file (readable, and safe to load, unlike pickle) ---------
 
 def unusable(model):
@@ -959,12 +1064,15 @@ def save_checkpoint(path, model):
         mode = stat.S_IMODE(os.stat(target).st_mode)     # keep the file's permissions,
     except OSError:
         mode = 0o666 & ~current_umask()                  # or give a new file the usual ones
+    text = json.dumps(checkpoint)
+    if len(text) > MAX_CHECKPOINT_BYTES:     # (a vocabulary of 1e6 characters, say)
+        raise InputError(f'checkpoint {path!r} would have {len(text) / 2 ** 20:.0f} MB, more '
+                         f'than the {MAX_CHECKPOINT_BYTES // 2 ** 20} MB a load accepts: not written')
     tmp = None
     try:
-        with tempfile.NamedTemporaryFile('w', dir=os.path.dirname(target), delete=False,
-                                         prefix=os.path.basename(target) + '.', suffix='.tmp') as f:
+        with temporary_file_for(target) as f:
             tmp = f.name
-            json.dump(checkpoint, f)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -981,6 +1089,11 @@ def save_checkpoint(path, model):
                 pass
 
 
+def temporary_file_for(target):
+    return tempfile.NamedTemporaryFile('w', dir=os.path.dirname(target), delete=False,
+                                       prefix=os.path.basename(target) + '.', suffix='.tmp')
+
+
 def current_umask():
     mask = os.umask(0)
     os.umask(mask)
@@ -990,11 +1103,14 @@ def current_umask():
 def load_checkpoint(path, weight_decay=0.0):
     """A Model from save_checkpoint's file, every part of it checked first: a damaged
     or hostile file gets one line, before anything large is built."""
-    regular_file(path, 'checkpoint', MAX_CHECKPOINT_BYTES)
+    data = read_file(path, 'checkpoint', MAX_CHECKPOINT_BYTES)
+    need, have = JSON_BYTES_PER_BYTE * len(data), available_memory()   # ([[],[],[],...]: a bomb)
+    if have is not None and need > have:
+        raise InputError(f'checkpoint {path!r} has {len(data) / 2 ** 20:.0f} MB; reading it could '
+                         f'take {need / 2 ** 30:.1f} GB of memory, more than is available')
     try:
-        with open(path, encoding='utf-8') as f:
-            ck = json.load(f)
-    except (OSError, ValueError, RecursionError) as e:
+        ck = json.loads(data.decode('utf-8'))
+    except (ValueError, RecursionError, MemoryError) as e:
         raise InputError(f'checkpoint {path!r} is damaged or not a checkpoint ({type(e).__name__})')
     try:
         return model_from_checkpoint(ck, weight_decay)
@@ -1007,13 +1123,14 @@ def model_from_checkpoint(ck, weight_decay):
         raise ValueError('format')
     chars = ck['chars']
     if not (isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
-            and chars == sorted(set(chars))):
+            and chars == sorted(set(chars)) and '\n' not in chars and '\r' not in chars):
         raise ValueError('chars')
     shape = [ck['config'][name] for name in SHAPE_FLAGS]
     if not all(type(v) is int and 1 <= v <= MAX_STEPS for v in shape) or shape[0] % shape[1]:
         raise ValueError('config')
     config = GPTConfig(len(chars) + 2, *shape)
-    if estimate_memory(config, 1, []) > (available_memory() or math.inf):
+    have = available_memory()
+    if have is not None and estimate_memory(config, 1, []) > have:
         raise ValueError(f'a model of this shape ({config}) would not fit in memory')
     if len(ck['state_dict']) != 2 + 6 * config.n_layer:
         raise ValueError('number of matrices')
@@ -1031,7 +1148,7 @@ def model_from_checkpoint(ck, weight_decay):
     adam.t = ck['step']
     if not len(adam.m) == len(adam.v) == len(adam.params) or min(adam.v, default=0) < 0:
         raise ValueError('adam state')
-    if type(adam.t) is not int or not 0 <= adam.t <= MAX_STEPS:
+    if type(adam.t) is not int or not 0 <= adam.t <= MAX_TOTAL_STEPS:
         raise ValueError('step')
     model = Model(config, Tokenizer(chars), state_dict, adam)
     problem = unusable(model)
@@ -1042,7 +1159,7 @@ def model_from_checkpoint(ck, weight_decay):
 
 def finite(x):
     if type(x) not in (int, float) or not math.isfinite(float(x)):
-        raise ValueError(f'not a finite number: {str(x)[:20]}')
+        raise ValueError(f'not a finite number: {repr(x)[:20]}')
     return float(x)
 
 
@@ -1166,6 +1283,7 @@ def restart_with_a_small_pypy_nursery():
 
 if __name__ == '__main__':
     restart_with_a_small_pypy_nursery()
+    signal.signal(signal.SIGTERM, terminate)   # (as Ctrl-C: files closed, no temporary left)
     try:
         main()
     finally:                                 # done: a Ctrl-C now would only break Python's

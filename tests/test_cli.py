@@ -196,6 +196,29 @@ class TestNoTraceback(unittest.TestCase):
         self.assertEqual(result.stdout.splitlines()[-1], 'True')
 
 
+class TestMessages(unittest.TestCase):
+    """An error is one line, whatever it quotes, and its exit status holds even when
+    it cannot be printed."""
+
+    def test_a_file_name_with_a_line_break_or_an_escape_is_shown_escaped(self):
+        result = run_cli('--input', 'no\nsuch\x1b[31mfile')
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr, "error: input file 'no\\nsuch\\x1b[31mfile' not found\n")
+
+    def test_an_error_that_cannot_be_printed_still_exits_with_status_2(self):
+        if not os.path.exists('/dev/full'):
+            self.skipTest('needs /dev/full')
+        with open('/dev/full', 'w') as full:
+            result = subprocess.run([sys.executable, SCRIPT, '--n_embd', '10'], stderr=full,
+                                    stdout=subprocess.PIPE, timeout=60, cwd=ROOT)
+        self.assertEqual(result.returncode, 2)
+
+    def test_a_negative_seed_is_refused(self):
+        # random.Random(-5) is random.Random(5): two seeds that look different, one run
+        result = run_cli('--seed', -5)
+        self.assertEqual((result.returncode, result.stderr), (2, 'error: --seed must be 0 or more, not -5\n'))
+
+
 class TestMemoryAndHangs(unittest.TestCase):
     """Input that would hang, or take all the memory, is refused at once with one line."""
 
@@ -245,6 +268,39 @@ class TestMemoryAndHangs(unittest.TestCase):
         with open(path, 'w', encoding='utf-8') as f:
             f.write(''.join(ch for ch in everything if not (ch.isspace() or ch == '\x85')) + '\n')
         self.assert_refused(['--input', path], 'GB of memory', timeout=120)
+
+
+    def test_a_file_that_says_it_is_empty_is_read_to_its_real_end(self):
+        # files in /proc say they have 0 bytes: read them up to the limit, no further
+        if not os.path.exists('/proc/self/status'):
+            self.skipTest('needs /proc')
+        self.assertEqual(os.stat('/proc/self/status').st_size, 0)
+        self.assertIn(b'Name:', microgpt.read_file('/proc/self/status', 'input file', 10 ** 6))
+        with self.assertRaisesRegex(microgpt.InputError, 'more than 0 MB'):
+            microgpt.read_file('/proc/self/status', 'input file', 10)
+
+    def test_the_graph_counts_behind_the_memory_estimate_are_exact(self):
+        # graph_counts() counts from the shape what doc_loss() builds: check it on real graphs
+        for shape in ((28, 16, 4, 1, 16), (30, 8, 2, 3, 7), (5, 12, 3, 2, 20), (101, 16, 16, 1, 4)):
+            config = microgpt.GPTConfig(*shape)
+            tokenizer = microgpt.Tokenizer([chr(97 + i) for i in range(config.vocab_size - 2)])
+            doc = ''.join(tokenizer.chars[i % len(tokenizer.chars)] for i in range(config.block_size))
+            loss = microgpt.doc_loss(tokenizer.encode_doc(doc), microgpt.init_state_dict(config), config)
+            interior = microgpt.topological_order(loss)
+            self.assertEqual(microgpt.graph_counts(config),
+                             (len(interior), sum(len(node._children) for node in interior)), shape)
+
+    @unittest.skipUnless(sys.platform.startswith('linux'), 'needs Linux: RLIMIT_AS and /proc')
+    def test_the_memory_limit_of_this_process_counts(self):
+        # ulimit -v 2 GB: a model that needs about 3 GB is refused, though the machine has more
+        import resource
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (2 * 2 ** 30, resource.RLIM_INFINITY))
+        result = run_cli('--n_embd', 128, '--n_layer', 4, '--batch_size', 8, '--num_steps', 1,
+                         preexec_fn=limit)
+        self.assertEqual(result.returncode, 2, result.stderr[-500:])
+        self.assertIn('GB of memory', result.stderr)
 
 
 class TestRightResults(unittest.TestCase):

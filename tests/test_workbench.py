@@ -251,10 +251,10 @@ class TestNothingLost(unittest.TestCase):
         for p in model.adam.params:
             p.data += 1.0
 
-        def write_half_then_interrupt(obj, f):
-            f.write(json.dumps(obj)[:5000])
+        def cut_short_then_interrupt(fd):      # (as the file is flushed to the disk)
+            os.ftruncate(fd, 5000)
             raise KeyboardInterrupt
-        with mock.patch.object(microgpt.json, 'dump', write_half_then_interrupt):
+        with mock.patch.object(microgpt.os, 'fsync', cut_short_then_interrupt):
             with self.assertRaises(KeyboardInterrupt):
                 microgpt.save_checkpoint(self.path, model)
         with open(self.path, 'rb') as f:
@@ -287,6 +287,109 @@ class TestNothingLost(unittest.TestCase):
         self.assertEqual(model.adam.t, want.adam.t)
         self.assertEqual([p.data for p in model.adam.params], [p.data for p in want.adam.params])
         self.assertEqual((model.adam.m, model.adam.v), (want.adam.m, want.adam.v))
+
+
+    def test_a_checkpoint_too_large_to_load_back_is_never_written(self):
+        good = self.save_a_good_checkpoint()
+        model = microgpt.load_checkpoint(self.path)
+        with mock.patch.object(microgpt, 'MAX_CHECKPOINT_BYTES', len(good) // 2):
+            with self.assertRaisesRegex(microgpt.InputError, 'not written'):
+                microgpt.save_checkpoint(self.path, model)
+        with open(self.path, 'rb') as f:
+            self.assertEqual(f.read(), good)
+        # and before training, from the shape alone: 320 x 320 matrices, about 90 MB of JSON
+        result = run_cli('--n_embd', 320, '--num_steps', 1, '--save', self.path)
+        self.assert_one_line_error(result, 'at most 64 MB')
+        with open(self.path, 'rb') as f:
+            self.assertEqual(f.read(), good)
+
+    def test_a_checkpoint_trained_past_a_billion_steps_loads(self):
+        # each run may take up to 10**9 steps; the checkpoint's count goes on from there
+        self.save_a_good_checkpoint()
+        with open(self.path) as f:
+            ck = json.load(f)
+        for step, loads in ((3 * 10 ** 9, True), (10 ** 15, True), (10 ** 15 + 1, False)):
+            ck['step'] = step
+            with open(self.path, 'w') as f:
+                json.dump(ck, f)
+            if loads:
+                self.assertEqual(microgpt.load_checkpoint(self.path).adam.t, step)
+            else:
+                self.assertRaises(microgpt.InputError, microgpt.load_checkpoint, self.path)
+
+    def test_a_checkpoint_with_a_line_break_in_its_vocabulary_is_refused(self):
+        # no training file can give one (a line break ends a document)
+        self.save_a_good_checkpoint()
+        with open(self.path) as f:
+            ck = json.load(f)
+        for ch in '\n\r':
+            ck['chars'] = sorted(ck['chars'][:-1] + [ch])
+            with open(self.path, 'w') as f:
+                json.dump(ck, f)
+            self.assertRaisesRegex(microgpt.InputError, 'chars', microgpt.load_checkpoint, self.path)
+
+    def test_a_json_bomb_is_refused_before_it_is_read(self):
+        # 3 bytes of [] are a 56-byte list: a 64 MB file could take 1.5 GB
+        with open(self.path, 'w') as f:
+            f.write('[' + '[],' * 1000 + '[]]')
+        with mock.patch.object(microgpt, 'available_memory', return_value=20000):
+            with self.assertRaisesRegex(microgpt.InputError, 'more than is available'):
+                microgpt.load_checkpoint(self.path)
+
+    def test_weights_broken_by_the_last_step_stop_the_run(self):
+        # the last update is in no loss: the run must not go on to sample from nan
+        original_step = microgpt.Adam.step
+
+        def step_then_break(adam, lr):
+            original_step(adam, lr)
+            adam.params[0].data = float('nan')
+        args = microgpt.parse_args(['--num_steps', '1', '--eval_docs', '0', '--num_samples', '3'])
+        watch = microgpt.Workbench(args)
+        with mock.patch.object(microgpt.Adam, 'step', step_then_break):
+            with self.assertRaisesRegex(microgpt.InputError, 'nan at step 1'):
+                microgpt.train_and_sample(num_steps=1, num_samples=3, observe=watch)
+
+    def test_sigterm_in_the_middle_of_a_save_leaves_no_temporary_file(self):
+        good = self.save_a_good_checkpoint()
+        model = microgpt.load_checkpoint(self.path)
+        with mock.patch.object(microgpt.os, 'fsync', microgpt.terminate):
+            with self.assertRaises(SystemExit) as stop:
+                microgpt.save_checkpoint(self.path, model)
+        self.assertEqual(stop.exception.code, 143)
+        with open(self.path, 'rb') as f:
+            self.assertEqual(f.read(), good)
+        self.assertEqual(os.listdir(self.tmp.name), ['good.json'])
+
+    def test_save_paths_that_would_fail_or_destroy_something_are_refused_before_training(self):
+        good = self.save_a_good_checkpoint()
+        read_only = os.path.join(self.tmp.name, 'read_only.json')
+        with open(read_only, 'wb') as f:
+            f.write(good)
+        os.chmod(read_only, 0o444)
+        long_name = os.path.join(self.tmp.name, 'x' * 250 + '.json')   # fits; its temporary does not
+        for path, words in ((read_only, 'read-only'), (long_name, 'cannot write checkpoint')):
+            with self.subTest(path=path[-30:]):
+                result = run_cli('--num_steps', 1, '--eval_docs', 1, '--save', path)
+                self.assert_one_line_error(result, *words.split(','))
+        with open(read_only, 'rb') as f:
+            self.assertEqual(f.read(), good)
+        config = microgpt.GPTConfig(28, 16, 4, 1, 16)
+        with mock.patch.object(microgpt.shutil, 'disk_usage', return_value=mock.Mock(free=1000)):
+            with self.assertRaisesRegex(microgpt.InputError, 'MB free'):
+                microgpt.check_save_path(self.path, os.path.join(ROOT, 'names.txt'), config)
+        self.assertEqual(sorted(os.listdir(self.tmp.name)), ['good.json', 'read_only.json'])
+
+    def test_the_file_the_output_goes_to_is_not_overwritten_by_the_save(self):
+        log = os.path.join(self.tmp.name, 'log.txt')
+        with open(log, 'w') as out:
+            out.write('yesterday\n')
+        with open(log, 'a') as out:
+            result = subprocess.run([sys.executable, SCRIPT, '--num_steps', '1', '--save', log],
+                                    stdout=out, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("where this run's output goes", result.stderr)
+        with open(log) as f:
+            self.assertEqual(f.read(), 'yesterday\n')
 
 
 def read_until(stream, pattern, timeout):
@@ -327,6 +430,24 @@ class TestCtrlC(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, err)
         self.assertIn('interrupted: stopped after step 1', out)
         self.assertNotIn('step 0/100000 | val loss', out)    # the evaluation was cut short
+
+    def test_a_signal_while_sampling_stops_at_once(self):
+        # training is over: nothing to save or report, so a Ctrl-C or SIGTERM ends the run
+        for signum, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            with self.subTest(signal=signum):
+                proc = subprocess.Popen([sys.executable, SCRIPT, '--num_steps', '0',
+                                         '--num_samples', '100000000'],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        cwd=ROOT)
+                try:
+                    read_until(proc.stdout, r'samples \(temperature', timeout=120)
+                    proc.stdout.readline()                       # a sample: sampling has begun
+                    proc.send_signal(signum)
+                    out, err = proc.communicate(timeout=60)
+                finally:
+                    proc.kill()
+                self.assertEqual(proc.returncode, status, err)
+                self.assertNotIn('Traceback', err)
 
     def stop_with(self, signum):
         with tempfile.TemporaryDirectory() as tmp:
