@@ -1066,8 +1066,9 @@ def save_checkpoint(path, model):
         mode = 0o666 & ~current_umask()                  # or give a new file the usual ones
     text = json.dumps(checkpoint)
     if len(text) > MAX_CHECKPOINT_BYTES:     # (a vocabulary of 1e6 characters, say)
+        most = MAX_CHECKPOINT_BYTES // 2 ** 20
         raise InputError(f'checkpoint {path!r} would have {len(text) / 2 ** 20:.0f} MB, more '
-                         f'than the {MAX_CHECKPOINT_BYTES // 2 ** 20} MB a load accepts: not written')
+                         f'than the {most} MB a load accepts: not written')
     tmp = None
     try:
         with temporary_file_for(target) as f:
