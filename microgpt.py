@@ -41,7 +41,7 @@ class Tokenizer:
     BOS, EOS = 0, 1                                   # the special tokens take ids 0 and 1,
 
     def __init__(self, chars):
-        self.chars = sorted(set(chars))               # so character chars[i] gets id 2 + i
+        self.chars = sorted(set(chars))               # so the character self.chars[i]: 2 + i
         self.ids = {ch: 2 + i for i, ch in enumerate(self.chars)}
         self.vocab_size = 2 + len(self.chars)
 
@@ -80,7 +80,7 @@ class Value:
         return Value(self.data * other, (self,), (other,))
 
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
-        # (math.pow, where (-8) ** (1/3) would quietly give a complex number: 'math domain error')
+        # (math.pow, not **: (-8) ** (1/3) quietly gives a complex number, math.pow an error)
         return Value(math.pow(self.data, k), (self,), (k * math.pow(self.data, k - 1),))
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (0 at a = 0)
@@ -114,8 +114,8 @@ def topological_order(root):
     nothing on), each after all its children: a depth-first search, with a stack instead
     of recursion so that a graph of any depth works."""
     order, visited, stack = [], {root}, [(root, iter(root._children))]
-    while stack:                          # stack: (node, iterator over its children)
-        for child in stack[-1][1]:        # the top node's children not yet looked at
+    while stack:                          # stack: (node, ITS OWN iterator over its children)
+        for child in stack[-1][1]:        # goes on from the top node's last child looked at
             if child._children and child not in visited:
                 visited.add(child)
                 stack.append((child, iter(child._children)))
@@ -128,8 +128,8 @@ def topological_order(root):
 def linear(x, w):
     """The matrix w times the vector x: output i, sum_j w_ij * x_j, is ONE node with 2n
     children, not 2n - 1 nodes of * and +. Its local derivatives, d/dw_ij = x_j and d/dx_j
-    = w_ij: children (w_i1..w_in, x_1..x_n) get local grads (x_1..x_n, w_i1..w_in). These
-    nodes hold ~91% of the graph: fused, a step is ~10x faster (tests/bench_speed.py)."""
+    = w_ij: children (w_i1..w_in, x_1..x_n) get local grads (x_1..x_n, w_i1..w_in). Dot
+    products are ~91% of the graph's edges: fused, a step is ~10x faster (measured)."""
     xd = [xj.data for xj in x]                    # x's numbers, read once for all rows
     out = []
     for row in w:
@@ -140,8 +140,8 @@ def linear(x, w):
 
 # -----------------------------------------------------------------------------
 # 4. Parameters
-# All the model's knowledge lives in matrices of Values, its parameters. A matrix is a
-# list of rows: row i holds the weights that make output i. Training nudges them all.
+# All the model's knowledge lives in matrices of Values, its parameters: a list of rows,
+# row i a layer's weights for output i, or a token's (a position's) learned vector.
 
 # The model's shape, which travels with its weights (as nanoGPT's GPTConfig does):
 # vocab_size tokens; n_embd numbers per token inside the model; n_layer layers,
@@ -162,7 +162,7 @@ def matrix_shapes(config):
 
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0: all different, so no two units learn the same
-    thing; small (std 0.15 measured best), so the first guesses are not confidently wrong."""
+    thing; small, so the first guesses are not confidently wrong (0.15: the best measured)."""
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0.0, std)) for _ in range(n_in)] for _ in range(n_out)]
             for name, (n_out, n_in) in matrix_shapes(config).items()}
@@ -175,23 +175,22 @@ def parameters(state_dict):
 
 # -----------------------------------------------------------------------------
 # 5. Model
-# A GPT reads tokens and predicts the next one, here one token at a time: each layer
-# caches the keys and values of the tokens before (live Values: backward() reaches
-# back through them), which equals GPT-2 reading all positions at once behind a
-# causal mask. A token's vector x (the residual stream) starts as its embedding plus
-# its position's (else "ab" and "ba" look alike). Each layer ADDS to x what attention
-# (reading the earlier tokens) and an MLP (working on this one) make of it: an add
-# passes gradients straight down (local grad 1), so deep stacks train. Last, x is
-# scored against every token's embedding: the logits, how likely each is to come
-# next. The loss is -log of the probability given to the true next token: 0 when
-# sure and right, ln(vocab_size) for a uniform guess. Unlike GPT-2: RMSNorm (no
-# gain), no biases, squared ReLU, no dropout, characters as tokens.
+# A GPT reads tokens and predicts the next one, here one token at a time. A token's
+# vector x (the residual stream) starts as its embedding (wte row) plus its position's
+# (wpe row; attention sums over tokens, and a sum ignores order). Each layer ADDS to x
+# what attention (reading the earlier tokens, see attention()) and an MLP (working on
+# this one) make of it: the add passes gradients straight down (local grad 1), where
+# through the layers alone they would be multiplied layer after layer and could fade.
+# Last, x is scored against every token's embedding: the logits, raw scores that
+# softmax makes probabilities of. The loss is -log of the probability given to the
+# true next token: 0 when sure and right, ln(vocab_size) for a uniform guess. Unlike
+# GPT-2: RMSNorm (no gain), no biases, squared ReLU, no dropout, characters as tokens.
 
 def softmax(logits):
     """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1).
     Its derivative, dp_i/dz_j = p_i * ([i == j] - p_j), is the quotient rule: from
     exp, +, ** and *, backward() finds it by itself. Subtracting the largest z keeps
-    every exp() <= 1 (no overflow) and changes no p_i: its gradient would be 0."""
+    every exp() <= 1 (no overflow) and changes no p_i: z_max can be a plain number."""
     z_max = max(z.data for z in logits)        # a plain number: a constant
     exps = [(z - z_max).exp() for z in logits]
     total_inv = sum(exps) ** -1                # 1 / sum, once for all i
@@ -221,9 +220,9 @@ def attention(h, keys, values, sd, i, config):
     values.append(linear(h, sd[f'layer{i}.attn_wv']))
     out = []
     for hs in range(0, config.n_embd, head_dim):         # a head: the slice hs:hs+head_dim
-        # q . k_s for each position s: a linear layer with a row per position. The spread
-        # of a sum of head_dim products of unit-variance terms grows like sqrt(head_dim):
-        # scaled back, softmax starts out smooth, not locked on one position.
+        # q . k_s for each position s: a linear layer with a row per position. A sum of
+        # head_dim random products spreads like sqrt(head_dim): scaled back, softmax
+        # starts out smooth, not locked on one position, whatever head_dim is.
         scores = linear(q[hs:hs + head_dim], [k[hs:hs + head_dim] for k in keys])
         weights = softmax([s / math.sqrt(head_dim) for s in scores])
         # the weighted sum of the values: a linear layer with a row per value dimension
@@ -234,24 +233,25 @@ def attention(h, keys, values, sd, i, config):
 def squared_relu(x):
     """relu(x)^2 (So et al. 2021, "Primer": trains a little better than relu). It is
     x.relu() ** 2 as ONE node (as two, it costs a step ~9% more, measured), with the
-    chain rule done by hand: d/dx relu(x)^2 = 2 relu(x) * relu'(x) = 2 relu(x)."""
+    chain rule by hand: d/dx relu(x)^2 = 2 relu(x) relu'(x) = 2 relu(x) (relu'=0 => relu=0)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,))
 
 
 def gpt(token_id, pos_id, keys, values, sd, config):
     """The logits for the token after token_id, at position pos_id, from the weights sd.
-    keys[i], values[i]: layer i's cache of the earlier positions (this call adds to it)."""
+    keys[i], values[i]: layer i's cache of the earlier positions (live Values; this call
+    adds to it). Only the past: no causal mask needed (GPT-2 reads all, masks the future)."""
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]   # (n_embd,)
     for i in range(config.n_layer):
         a = attention(rmsnorm(x), keys[i], values[i], sd, i, config)
         x = [xj + aj for xj, aj in zip(x, a)]
-        # The MLP: 4 times wider, squared ReLU, and back. Without a nonlinearity
+        # The MLP: 4 times wider (as GPT-2), squared ReLU, and back. Without a nonlinearity
         # between them, the two linear layers would be just one linear layer.
         h = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
         h = linear([squared_relu(hj) for hj in h], sd[f'layer{i}.mlp_fc2'])
         x = [xj + hj for xj, hj in zip(x, h)]
-    # Weight tying: wte also scores the next token (fewer weights; one vector a token).
+    # Weight tying (as GPT-2): a token's one wte vector is its input AND scores it as output.
     return linear(rmsnorm(x), sd['wte'])
 
 
@@ -270,8 +270,8 @@ def cross_entropy(logits, target):
 
 def doc_loss(tokens, state_dict, config):
     """The mean loss of predicting each token of a document from the ones before it.
-    tokens starts with <BOS>; only block_size + 1 of them are used (block_size
-    positions, each predicting the next), so a longer name never sees its <EOS>."""
+    tokens starts with <BOS>; only block_size + 1 of them are used (block_size positions,
+    each predicting the next): a name of block_size or more characters never sees <EOS>."""
     tokens = tokens[:config.block_size + 1]
     if len(tokens) < 2 or not all(0 <= t < config.vocab_size for t in tokens):
         raise ValueError(f'doc_loss needs 2 or more token ids, 0 to {config.vocab_size - 1}')
@@ -289,10 +289,10 @@ def doc_loss(tokens, state_dict, config):
 class Adam:
     """Adam (Kingma & Ba, 2015). Plain gradient descent, p -= lr * grad, steps as far as
     the gradient is large, and gradients differ by orders of magnitude. Adam divides a
-    running mean of each gradient (m) by the root of one of its square (v): each weight
-    moves about lr a step, less when its gradient is noisy. (b1, b2 = 0.85, 0.99 forget
+    running mean of each gradient (m) by the root of a running mean of its square (v): each
+    weight moves about lr a step, less when its gradient is noisy. (b1, b2 = 0.85, 0.99 forget
     faster than the paper's 0.9, 0.999: short runs.) weight_decay > 0 also shrinks each
-    weight towards 0 by lr * weight_decay of itself, apart from m and v (AdamW)."""
+    weight towards 0 by lr * weight_decay of itself, directly, not through m and v (AdamW)."""
 
     def __init__(self, params, weight_decay=0.0, b1=0.85, b2=0.99, eps=1e-8):
         self.params, self.weight_decay, self.betas, self.eps = params, weight_decay, (b1, b2), eps
@@ -324,11 +324,11 @@ Model = namedtuple('Model', 'config tokenizer state_dict adam')
 
 
 def train(model, docs, num_steps, learning_rate, warmup_steps=0, batch_size=1, on_step=None):
-    """Train model for num_steps steps on docs. on_step(step, loss, lr), if given, is
-    called after each step, and stops training by returning True (Part II uses it)."""
+    """Train model for num_steps steps on docs. on_step(step, loss, lr), if given, is called
+    after each step (counted from 1), and stops training by returning True (Part II's hook)."""
     config, tokenizer, state_dict, adam = model
     for step in range(num_steps):
-        seen = adam.t * batch_size   # documents seen by the model: a resumed run reads on
+        seen = adam.t * batch_size   # adam.t counts all runs' steps: a resumed run reads on
         batch = [tokenizer.encode_doc(docs[(seen + b) % len(docs)]) for b in range(batch_size)]
         loss = sum(doc_loss(tokens, state_dict, config) for tokens in batch) / batch_size
         loss.backward()
@@ -336,7 +336,7 @@ def train(model, docs, num_steps, learning_rate, warmup_steps=0, batch_size=1, o
         adam.step(lr)
         if on_step is not None and on_step(step + 1, loss, lr):
             break
-        del loss                     # free this graph before the next is built (faster)
+        del loss                     # else this graph lives on while the next is built
 
 
 # -----------------------------------------------------------------------------
@@ -346,7 +346,7 @@ def train(model, docs, num_steps, learning_rate, warmup_steps=0, batch_size=1, o
 # the logits first: below 1 the model keeps to its favourite tokens, above 1 it dares.
 
 def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
-    """One new document that starts with prompt, at most block_size characters."""
+    """One new document that starts with prompt: it ends at <EOS> or at block_size."""
     if not temperature > 0:
         raise ValueError(f'temperature must be above 0, not {temperature}')
     tokens = [Tokenizer.BOS] + tokenizer.encode(prompt)
@@ -354,7 +354,7 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
     for pos in range(config.block_size):
         logits = [z.data for z in gpt(tokens[pos], pos, keys, values, state_dict, config)]
         if pos + 1 < len(tokens):
-            continue                        # still reading the prompt
+            continue                        # the next token is the prompt's: nothing to draw
         logits[Tokenizer.BOS] = -math.inf   # <BOS> only ever starts a document
         z_max = max(logits)
         # softmax(z / T) without the division by the sum (choices() needs none). With
@@ -381,7 +381,7 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16, n_
     measures the loss on them, through observe(model, val_docs), which returns on_step."""
     docs = load_docs(input)
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
-    if model is None:               # a vocabulary of every character (val_docs' too)
+    if model is None:               # every character (val_docs' too: all must encode)
         tokenizer = Tokenizer(''.join(docs))
         config = GPTConfig(tokenizer.vocab_size, n_embd, n_head, n_layer, block_size)
         state_dict = init_state_dict(config, seed)

@@ -22,9 +22,10 @@ class TestTraining(unittest.TestCase):
         result = run_cli('--num_steps', 300, '--eval_every', 300, '--num_samples', 0)
         self.assertEqual(result.returncode, 0, result.stderr)
         start, end = val_losses(result.stdout)
-        # ln(28) = 3.33 is a uniform guess; after 300 steps the model must clearly beat its start
+        # ln(28) = 3.33 is a uniform guess, and 2.82 the best guess from letter counts alone
+        # (no context): after 300 steps the model must clearly beat both (it reaches ~2.42)
         self.assertGreater(start, 3.0)
-        self.assertLess(end, start - 0.4, result.stdout[-2000:])
+        self.assertLess(end, 2.6, result.stdout[-2000:])
         self.assertIn('step 300/300 | loss', result.stdout)
 
     def test_the_same_seed_gives_the_same_losses_and_samples_in_two_processes(self):
