@@ -154,7 +154,8 @@ def run(job):
         state_dict.reads = 0
     adam = microgpt.Adam(microgpt.parameters(state_dict), 0.0, s['b1'], s['b2'])
     model = microgpt.Model(config, tokenizer, state_dict, adam)
-    gc.disable()                                            # as `python microgpt.py` does
+    if sys.implementation.name == 'cpython':                # as `python microgpt.py` does
+        gc.disable()                                        # (PyPy's collector must run)
     try:
         start = time.perf_counter()
         train(model, train_docs, s)
