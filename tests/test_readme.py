@@ -57,6 +57,13 @@ class TestReadme(unittest.TestCase):
         for (_, end, title), (start, _, _) in zip(sections, sections[1:]):
             self.assertLess(end, start, f'{title} overlaps the next section')
 
+    def test_the_lines_it_quotes_are_where_it_says(self):
+        # "microgpt.py line 217: `head_dim = ...`": that line holds that code
+        quoted = re.findall(r'line (\d+): `([^`]+)`', self.readme)
+        self.assertGreaterEqual(len(quoted), 5)
+        for number, code in quoted:
+            self.assertIn(code, self.lines[int(number) - 1], f'line {number} is not `{code}`')
+
     def test_every_flag_is_in_the_flags_table_with_its_default(self):
         flags = re.findall(r"^    flag\('(--\w+)'", read('microgpt.py'), re.M)
         self.assertGreater(len(flags), 15)
