@@ -41,7 +41,7 @@ class Tokenizer:
     BOS, EOS = 0, 1                                   # the special tokens take ids 0 and 1,
 
     def __init__(self, chars):
-        self.chars = sorted(set(chars))               # so the character self.chars[i]: 2 + i
+        self.chars = sorted(set(chars))               # so self.chars[i] gets the id 2 + i
         self.ids = {ch: 2 + i for i, ch in enumerate(self.chars)}
         self.vocab_size = 2 + len(self.chars)
 
@@ -221,11 +221,11 @@ def attention(h, keys, values, sd, i, config):
     out = []
     for hs in range(0, config.n_embd, head_dim):         # a head: the slice hs:hs+head_dim
         # q . k_s for each position s: a linear layer with a row per position. A sum of
-        # head_dim random products spreads like sqrt(head_dim): scaled back, softmax
+        # head_dim random products has a std growing like sqrt(head_dim): scaled, softmax
         # starts out smooth, not locked on one position, whatever head_dim is.
         scores = linear(q[hs:hs + head_dim], [k[hs:hs + head_dim] for k in keys])
         weights = softmax([s / math.sqrt(head_dim) for s in scores])
-        # the weighted sum of the values: a linear layer with a row per value dimension
+        # out_j = sum_s weights_s * v_s[j]: a linear layer whose row j holds every v_s[j]
         out += linear(weights, [[v[j] for v in values] for j in range(hs, hs + head_dim)])
     return linear(out, sd[f'layer{i}.attn_wo'])
 
@@ -289,10 +289,10 @@ def doc_loss(tokens, state_dict, config):
 class Adam:
     """Adam (Kingma & Ba, 2015). Plain gradient descent, p -= lr * grad, steps as far as
     the gradient is large, and gradients differ by orders of magnitude. Adam divides a
-    running mean of each gradient (m) by the root of a running mean of its square (v): each
-    weight moves about lr a step, less when its gradient is noisy. (b1, b2 = 0.85, 0.99 forget
-    faster than the paper's 0.9, 0.999: short runs.) weight_decay > 0 also shrinks each
-    weight towards 0 by lr * weight_decay of itself, directly, not through m and v (AdamW)."""
+    running mean of each gradient (m) by the root of a running mean of its square (v),
+    about +-1 for a steady gradient: each weight moves about lr a step, less if noisy.
+    (b1, b2 = 0.85, 0.99 forget faster than the paper's 0.9, 0.999: short runs.) AdamW:
+    weight_decay also shrinks each weight by lr * weight_decay of itself, not via m, v."""
 
     def __init__(self, params, weight_decay=0.0, b1=0.85, b2=0.99, eps=1e-8):
         self.params, self.weight_decay, self.betas, self.eps = params, weight_decay, (b1, b2), eps
@@ -336,7 +336,7 @@ def train(model, docs, num_steps, learning_rate, warmup_steps=0, batch_size=1, o
         adam.step(lr)
         if on_step is not None and on_step(step + 1, loss, lr):
             break
-        del loss                     # else this graph lives on while the next is built
+        del loss                     # the next graph is built before loss is rebound: free it
 
 
 # -----------------------------------------------------------------------------
@@ -381,8 +381,8 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16, n_
     measures the loss on them, through observe(model, val_docs), which returns on_step."""
     docs = load_docs(input)
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
-    if model is None:               # every character (val_docs' too: all must encode)
-        tokenizer = Tokenizer(''.join(docs))
+    if model is None:
+        tokenizer = Tokenizer(''.join(docs))   # every character (val_docs' too: all must encode)
         config = GPTConfig(tokenizer.vocab_size, n_embd, n_head, n_layer, block_size)
         state_dict = init_state_dict(config, seed)
         model = Model(config, tokenizer, state_dict, Adam(parameters(state_dict), weight_decay))
