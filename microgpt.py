@@ -727,12 +727,17 @@ BYTES_PER_EDGE, BYTES_PER_NODE, BYTES_PER_PARAM = 12, 300, 130
 def estimate_memory(config, batch_size, docs):
     """Bytes that training needs at most: the parameters, one step's graph for
     batch_size documents of block_size tokens, and the documents."""
-    V, n, H, L, T = config
-    params = V * n + T * n + L * 12 * n * n  # as matrix_shapes() (not called: L may be huge)
     nodes, edges = graph_counts(config)
     text = sum(100 + len(doc) for doc in docs)
     graph = BYTES_PER_NODE * nodes + BYTES_PER_EDGE * edges
-    return BYTES_PER_PARAM * params + batch_size * graph + 3 * text
+    return BYTES_PER_PARAM * parameter_count(config) + batch_size * graph + 3 * text
+
+
+def parameter_count(config):
+    """As len(parameters(init_state_dict(config))), from matrix_shapes(), without building
+    (or, for a huge n_layer, listing) anything."""
+    V, n, H, L, T = config
+    return V * n + T * n + L * 12 * n * n
 
 
 def available_memory():
@@ -817,8 +822,7 @@ def check_save_path(path, input_path, config):
 def checkpoint_bytes(config):
     """About the size of save_checkpoint()'s file: 3 numbers a parameter (its weight,
     Adam's m and v), up to 25 characters each as JSON, like -0.012345678901234567, ."""
-    V, n, H, L, T = config
-    return 3 * 25 * (V * n + T * n + L * 12 * n * n) + 10 * V + 1000
+    return 3 * 25 * parameter_count(config) + 10 * config.vocab_size + 1000
 
 
 # --- Training, watched -----------------------------------------------------------

@@ -303,6 +303,12 @@ class TestMemoryAndHangs(unittest.TestCase):
             self.assertEqual(microgpt.graph_counts(config),
                              (len(interior), sum(len(node._children) for node in interior)), shape)
 
+    def test_the_parameter_count_behind_the_estimates_is_exact(self):
+        for shape in ((28, 16, 4, 1, 16), (30, 8, 2, 3, 7), (101, 12, 3, 2, 20)):
+            config = microgpt.GPTConfig(*shape)
+            self.assertEqual(microgpt.parameter_count(config),
+                             len(microgpt.parameters(microgpt.init_state_dict(config))), shape)
+
     @unittest.skipUnless(sys.platform.startswith('linux'), 'needs Linux: RLIMIT_AS and /proc')
     def test_the_memory_limit_of_this_process_counts(self):
         # ulimit -v 2 GB: a model that needs about 3 GB is refused, though the machine has more
