@@ -55,9 +55,9 @@ class Tokenizer:
 # 3. Autograd
 # Training needs the derivative of one number, the loss (how wrong the predictions
 # are, section 5), with respect to every parameter. So every number is a Value: a
-# scalar that remembers its inputs (its children: the graph is drawn from the loss
-# down) and the local derivative d(self)/d(child) of each, known in the forward
-# pass. backward() applies the chain rule from the loss down: each node adds
+# scalar that remembers its inputs (its children, the Values it was computed from)
+# and the local derivative d(self)/d(child) of each, known in the forward pass.
+# backward() applies the chain rule from the loss down: each node adds
 # local_grad * node.grad into each child's grad.
 
 class Value:
@@ -233,7 +233,7 @@ def attention(h, keys, values, sd, i, config):
 def squared_relu(x):
     """relu(x)^2 (So et al. 2021, "Primer": trains a little better than relu). It is
     x.relu() ** 2 as ONE node (as two, it costs a step ~9% more, measured), with the
-    chain rule by hand: d/dx relu(x)^2 = 2 relu(x) relu'(x) = 2 relu(x) (relu'=0 => relu=0)."""
+    chain rule by hand: d/dx relu(x)^2 = 2 relu(x) relu'(x) = 2 relu(x) (relu' = 0: relu 0 too)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,))
 
@@ -332,7 +332,7 @@ def train(model, docs, num_steps, learning_rate, warmup_steps=0, batch_size=1, o
         batch = [tokenizer.encode_doc(docs[(seen + b) % len(docs)]) for b in range(batch_size)]
         loss = sum(doc_loss(tokens, state_dict, config) for tokens in batch) / batch_size
         loss.backward()
-        lr = lr_at(step, num_steps, learning_rate, warmup_steps)
+        lr = lr_at(step, num_steps, learning_rate, warmup_steps)   # this run's own schedule
         adam.step(lr)
         if on_step is not None and on_step(step + 1, loss, lr):
             break
@@ -709,7 +709,7 @@ def check_texts(args, tokenizer, config, docs, path):
 def graph_counts(config):
     """(nodes, edges) of the graph that doc_loss() builds for one document filling
     block_size, counted from the shape as in Part I's model (the parameters, its
-    leaves, not counted). tests/test_workbench.py checks them against real graphs."""
+    leaves, not counted). tests/test_cli.py checks them against real graphs."""
     V, n, H, L, T = config                   # vocab_size, n_embd, n_head, n_layer, block_size
     pairs = T * (T + 1) // 2                 # (position, earlier position): attention scores
     nodes = T * (2 * n + L * (18 * n + 8 + H) + V + 6) + 6 * L * H * pairs + 1
