@@ -3,6 +3,7 @@
 Shared helpers live here; the reference engine is in reference.py."""
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,17 @@ def run_cli(*args, timeout=300, cwd=None, **kwargs):
     return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], capture_output=True,
                           text=True, encoding='utf-8', errors='replace', timeout=timeout,
                           cwd=cwd or ROOT, **kwargs)
+
+
+def samples_of(stdout):
+    """The samples a run printed, without the marks of those found in the data."""
+    block = stdout.split(' samples (temperature ')[-1].split(' ---\n', 1)[-1]
+    samples = []
+    for line in block.splitlines():
+        if re.match(r'\d+ of \d+ samples are new', line):
+            break
+        samples.append(re.sub(r'   \(in the (training|validation) data.*\)$', '', line))
+    return samples
 
 
 def small_model(n_layer, n_embd, n_head, block_size, vocab_size=7, seed=0):
@@ -42,15 +54,23 @@ def weights_of(state_dict):
     return {name: [[p.data for p in row] for row in matrix] for name, matrix in state_dict.items()}
 
 
-# A second dataset, made here rather than shipped: city names in several
-# scripts (Greek, Cyrillic, Latin with accents), to show that any UTF-8 text
-# file with one document per line works.  python -c "import tests; tests.write_cities('cities.txt')"
+# A second dataset, made here rather than shipped: 96 different city names in three
+# scripts (Greek, Cyrillic, Latin with accents), to show that any UTF-8 text file with
+# one document per line works.  python -c "import tests; tests.write_cities('cities.txt')"
 CITIES = ['Αθήνα', 'Θεσσαλονίκη', 'Πάτρα', 'Ηράκλειο', 'Λάρισα', 'Βόλος', 'Ιωάννινα', 'Χανιά',
+          'Καβάλα', 'Σέρρες', 'Κομοτηνή', 'Ξάνθη', 'Δράμα', 'Κατερίνη', 'Τρίκαλα', 'Καρδίτσα',
+          'Λαμία', 'Χαλκίδα', 'Κόρινθος', 'Άργος', 'Τρίπολη', 'Καλαμάτα', 'Σπάρτη', 'Ρόδος',
+          'Κέρκυρα', 'Ζάκυνθος', 'Ρέθυμνο', 'Πρέβεζα', 'Άρτα', 'Αγρίνιο', 'Μεσολόγγι', 'Νάξος',
           'Москва', 'Київ', 'Минск', 'Новосибирск', 'Екатеринбург', 'Казань', 'Львів', 'Одеса',
+          'Самара', 'Омск', 'Челябинск', 'Ростов', 'Уфа', 'Пермь', 'Воронеж', 'Волгоград',
+          'Харків', 'Дніпро', 'Запоріжжя', 'Вінниця', 'Полтава', 'Чернігів', 'Гомель', 'Брест',
+          'Гродно', 'Витебск', 'Могилёв', 'София', 'Пловдив', 'Варна', 'Белград', 'Скопје',
           'São Paulo', 'Zürich', 'Kraków', 'Malmö', 'Besançon', 'Reykjavík', 'Łódź', 'İstanbul',
-          'Ñuñoa', 'Göteborg', 'Århus', 'Düsseldorf', 'Gdańsk', 'Brașov', 'Plzeň', 'Košice']
+          'Ñuñoa', 'Göteborg', 'Århus', 'Düsseldorf', 'Gdańsk', 'Brașov', 'Plzeň', 'Košice',
+          'Genève', 'Québec', 'Córdoba', 'Málaga', 'Medellín', 'Bogotá', 'Curaçao', 'Tromsø',
+          'Jyväskylä', 'Timișoara', 'Iași', 'Poznań', 'Wrocław', 'Győr', 'Pécs', 'Nîmes']
 
 
-def write_cities(path, copies=3):
+def write_cities(path):
     with open(path, 'w', encoding='utf-8') as f:
-        f.write('\n'.join(CITIES * copies) + '\n')
+        f.write('\n'.join(CITIES) + '\n')

@@ -34,7 +34,8 @@ from reference import RefValue, SlotValue, ref_doc_loss, to_ref        # noqa: E
 
 
 def microgpt_steps(state_dict, adam, docs, config):
-    """ms per step of microgpt's own training step (the collector paused, as train() does)."""
+    """ms per step of microgpt's own training step (the collector paused, as the
+    command line does)."""
     times = []
     gc.disable()
     try:
@@ -91,7 +92,8 @@ def main():
     p.add_argument('--block_size', type=int, default=16)
     args = p.parse_args()
 
-    docs = microgpt.load_docs(os.path.join(os.path.dirname(HERE), 'names.txt'))
+    with open(os.path.join(os.path.dirname(HERE), 'names.txt'), encoding='utf-8') as f:
+        docs = microgpt.load_docs(f.read())
     random.Random(42).shuffle(docs)
     tokenizer = microgpt.Tokenizer(''.join(docs))
     data = [[0] + tokenizer.encode(doc) + [1] for doc in docs]

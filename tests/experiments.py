@@ -32,7 +32,11 @@ def run(job):
     """Train one setting with one seed; return its history: the training loss of
     every step, and (step, training-set loss, validation loss) every eval_every steps."""
     s, seed = job
-    docs = copy_docs() if s.get('data') == 'copy' else microgpt.load_docs(NAMES)
+    if s.get('data') == 'copy':
+        docs = copy_docs()
+    else:
+        with open(NAMES, encoding='utf-8') as f:
+            docs = microgpt.load_docs(f.read())
     train_docs, val_docs = microgpt.split_docs(docs, 0.1, random.Random(seed))
     train_docs = train_docs[:s.get('train_docs', len(train_docs))]   # a small set, for overfitting
     tokenizer = microgpt.Tokenizer(''.join(docs))
@@ -45,16 +49,17 @@ def run(job):
     def mean_loss(docs):
         return sum(microgpt.doc_loss(tokenizer.encode_doc(d), state_dict, config).data
                    for d in docs) / len(docs)
-
-    def on_step(step, loss, lr):
-        history['train'].append(loss.data if math.isfinite(loss.data) else math.inf)
-        if step % s['eval_every'] == 0 or step == s['num_steps']:
-            history['evals'].append((step, mean_loss(train_docs[:300]), mean_loss(val_docs[:300])))
     if sys.implementation.name == 'cpython':     # as the command line does (see training_mode;
         gc.disable()                              # PyPy's collector must run)
     started = time.perf_counter()
-    microgpt.train(model, train_docs, s['num_steps'], s['learning_rate'], s.get('warmup_steps', 0),
-                   s.get('batch_size', 1), on_step)
+    B, num_steps = s.get('batch_size', 1), s['num_steps']
+    for step in range(num_steps):                 # the loop of microgpt.train(), watched
+        batch = [train_docs[(step * B + b) % len(train_docs)] for b in range(B)]
+        lr = microgpt.lr_at(step, num_steps, s['learning_rate'], s.get('warmup_steps', 0))
+        loss = microgpt.train_step(model, batch, lr).data
+        history['train'].append(loss if math.isfinite(loss) else math.inf)
+        if (step + 1) % s['eval_every'] == 0 or step + 1 == num_steps:
+            history['evals'].append((step + 1, mean_loss(train_docs[:300]), mean_loss(val_docs[:300])))
     history['seconds'] = time.perf_counter() - started
     gc.enable()
     return history

@@ -26,7 +26,9 @@ fraction of the peak, that the decay ends at) and tied (0: a separate output mat
 instead of wte, as the 200-line original has). Standard library only.
 """
 import argparse
+import contextlib
 import gc
+import io
 import math
 import multiprocessing
 import os
@@ -112,8 +114,10 @@ def train(model, docs, s):
     """microgpt.train() itself; or, for another decay shape or a floor, the same loop
     with the learning rate from lr_at above."""
     B = s['batch_size']
-    if s['shape'] == 'linear' and s['floor'] == 0:
-        return microgpt.train(model, docs, s['num_steps'], s['learning_rate'], s['warmup_steps'], B)
+    if s['shape'] == 'linear' and s['floor'] == 0:             # (its progress lines unprinted)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return microgpt.train(model, docs, s['num_steps'], s['learning_rate'],
+                                  s['warmup_steps'], B)
     for step in range(s['num_steps']):
         batch = [model.tokenizer.encode_doc(docs[(step * B + b) % len(docs)]) for b in range(B)]
         loss = sum(microgpt.doc_loss(t, model.state_dict, model.config) for t in batch) / B
@@ -142,7 +146,8 @@ class UntiedHead(dict):
 def run(job):
     """Train one candidate with one seed: (name, seed, loss on (a), loss on (b), seconds)."""
     name, s, seed = job
-    docs = microgpt.load_docs(NAMES)
+    with open(NAMES, encoding='utf-8') as f:
+        docs = microgpt.load_docs(f.read())
     tokenizer = microgpt.Tokenizer(''.join(docs))           # every character, as microgpt
     train_docs, set_a, set_b = held_out_split(docs, seed)
     config = microgpt.GPTConfig(tokenizer.vocab_size, 16, 4, 1, 16)

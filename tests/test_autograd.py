@@ -92,9 +92,52 @@ class TestValueOps(unittest.TestCase):
                 self.assertEqual(v.grad, want)
 
     def test_a_negative_number_to_a_fractional_power_is_an_error_not_a_complex_number(self):
-        with self.assertRaisesRegex(ValueError, 'math domain error'):
+        with self.assertRaisesRegex(TypeError, 'complex'):
             Value(-8.0) ** (1 / 3)
         self.assertEqual((Value(-2.0) ** 3).data, -8.0)          # whole powers are fine
+
+    def test_powers_of_zero_are_defined_where_their_slope_is(self):
+        zero = Value(0.0)
+        one = zero ** 0                                         # 0^0 = 1, a constant: slope 0
+        one.backward()
+        self.assertEqual((one.data, zero.grad), (1.0, 0.0))
+        self.assertEqual((Value(0.0) ** 2).local_grads, (0.0,))
+        with self.assertRaises(ZeroDivisionError):             # d/da a^0.5 = 0.5 / 0 at a = 0
+            Value(0.0) ** 0.5
+        with self.assertRaises(ZeroDivisionError):             # as 3 / 0 is
+            Value(3) / Value(0)
+        with self.assertRaises(ZeroDivisionError):
+            Value(3) / 0
+
+    def test_a_value_is_a_number(self):
+        self.assertEqual(Value(3).data, 3.0)
+        self.assertIs(type(Value(3).data), float)
+        for bad in ('ab', [1.0], 1j, None):
+            with self.subTest(data=bad):
+                with self.assertRaises((TypeError, ValueError)):
+                    Value(bad) * 2
+
+    def test_backward_twice_through_one_graph_is_an_error_not_wrong_gradients(self):
+        # a second backward() would add every path's gradient again: c = a*b + a**2 at
+        # a = -1, b = -3 gave a.grad -15 the second time instead of -5 (or -10 counted twice)
+        a, b = Value(-1.0), Value(-3.0)
+        c = a * b + a ** 2
+        c.backward()
+        self.assertEqual((a.grad, b.grad), (-5.0, -1.0))
+        with self.assertRaisesRegex(RuntimeError, 'already'):
+            c.backward()
+        self.assertEqual((a.grad, b.grad), (-5.0, -1.0))         # nothing added
+        fresh = a * b + a ** 2                                  # computed again: fine
+        fresh.backward()
+        self.assertEqual(a.grad, -10.0)                          # the leaves add up, as in PyTorch
+
+    def test_each_node_names_the_op_that_made_it(self):
+        a, b = Value(2.0), Value(3.0)
+        ops = [(a + b).op, (a + 1).op, (a * b).op, (a ** 2).op, (a ** -0.5).op, a.exp().op,
+               a.log().op, a.relu().op, a.op, microgpt.dot([a], [b]).op,
+               microgpt.squared_relu(a).op, microgpt.cross_entropy([a, b], 0).op]
+        self.assertEqual(ops, ['+', '+', '*', '**2', '**-0.5', 'exp', 'log', 'relu', '', 'dot',
+                               'relu^2', 'xent'])
 
     def test_overflow_is_an_overflow_error_as_with_floats(self):
         # (the command line reports it as a diverging run: see test_cli)
@@ -113,15 +156,32 @@ class TestModelOps(unittest.TestCase):
         rng = random.Random(7)
         self.xs = [rng.uniform(-2, 2) for _ in range(6)]
 
-    def test_a_linear_layer_of_one_row_is_a_dot_product(self):
-        f = lambda *v: microgpt.linear(list(v[3:]), [list(v[:3])])[0]
+    def test_dot(self):
+        f = lambda *v: microgpt.dot(list(v[:3]), list(v[3:]))
         out = check_op(self, f, self.xs)
         self.assertAlmostEqual(out.data, sum(a * b for a, b in zip(self.xs[:3], self.xs[3:])), places=12)
+        self.assertEqual(len(out.children), 6)                 # one node, 2n children
 
     def test_x_dot_x_counts_both_uses_of_each_x(self):
         # rmsnorm's sum of squares: each x_j is a child twice, so d/dx_j = 2 x_j
-        f = lambda *v: microgpt.linear(list(v), [list(v)])[0]
+        f = lambda *v: microgpt.dot(list(v), list(v))
         check_op(self, f, self.xs[:4])
+
+    def test_a_linear_layer_is_one_dot_product_per_row(self):
+        rows, x = [[Value(a) for a in self.xs[:3]], [Value(a) for a in self.xs[3:]]], \
+            [Value(a) for a in (0.5, -1.5, 2.0)]
+        got, want = microgpt.linear(x, rows), [microgpt.dot(row, x) for row in rows]
+        self.assertEqual([(v.data, v.children, v.local_grads) for v in got],
+                         [(v.data, v.children, v.local_grads) for v in want])
+
+    def test_vectors_of_different_lengths_are_an_error_not_a_wrong_pairing(self):
+        # zip() would quietly drop the extra number and pair the wrong local gradients:
+        # x of length 1 and a row of length 2 gave x the gradient 2.0 instead of 1.0
+        x, row = [Value(1.0)], [Value(1.0), Value(10.0)]
+        with self.assertRaisesRegex(ValueError, 'lengths 2, 1'):
+            microgpt.dot(row, x)
+        with self.assertRaisesRegex(ValueError, '2 columns, 1 numbers'):
+            microgpt.linear(x, [row])
 
     def test_linear(self):
         def f(*v):                      # a 2x3 matrix times a 3-vector, weighted so both rows matter
@@ -195,6 +255,25 @@ class TestBackward(unittest.TestCase):
         e = d * c
         order = microgpt.topological_order(e)
         self.assertEqual(order, [c, d, e])
+        # and on the model's graph: every node after each of its children, each once,
+        # every node with children that the loss depends on there
+        config, sd = small_model(2, 8, 2, 5)
+        loss = microgpt.doc_loss([0, 2, 3, 4, 1], sd, config)
+        order = microgpt.topological_order(loss)
+        place = {id(node): i for i, node in enumerate(order)}
+        self.assertEqual(len(place), len(order))
+        for node in order:
+            for child in node.children:
+                if child.children:
+                    self.assertLess(place[id(child)], place[id(node)])
+        self.assertIs(order[-1], loss)
+        reached, stack = set(), [loss]
+        while stack:
+            for child in stack.pop().children:
+                if child.children and id(child) not in reached:
+                    reached.add(id(child))
+                    stack.append(child)
+        self.assertEqual(reached | {id(loss)}, set(place))
 
 
 class TestWholeModel(unittest.TestCase):
@@ -246,10 +325,10 @@ class TestWholeModel(unittest.TestCase):
     def test_logits_match_the_reference_at_every_position(self):
         config, sd = small_model(2, 8, 4, 8)
         ref = to_ref(weights_of(sd))
-        keys, values = [[], []], [[], []]
+        cache = [([], []), ([], [])]
         ref_keys, ref_values = [[], []], [[], []]
         for pos, token in enumerate([0, 3, 4, 5, 6]):
-            logits = microgpt.gpt(token, pos, keys, values, sd, config)
+            logits = microgpt.gpt(token, pos, cache, sd, config)
             ref_logits = ref_gpt(token, pos, ref_keys, ref_values, ref, 4)
             for z, r in zip(logits, ref_logits):
                 assert_close(self, z.data, r.data, 1e-9, f'logit at position {pos}')
@@ -280,13 +359,10 @@ class TestWholeModel(unittest.TestCase):
         self.assertEqual(microgpt.doc_loss(long_doc, sd, config).data,
                          microgpt.doc_loss(long_doc[:4], sd, config).data)
 
-    def test_doc_loss_refuses_token_ids_outside_the_vocabulary(self):
-        # a negative id would silently read the last embedding row
-        config, sd = small_model(1, 4, 2, 3)
-        for tokens in ([0, -1, 1], [0, 7, 1], [0]):
-            with self.subTest(tokens=tokens):
-                with self.assertRaisesRegex(ValueError, 'token ids, 0 to 6'):
-                    microgpt.doc_loss(tokens, sd, config)
+    def test_a_shape_whose_heads_do_not_divide_n_embd_is_refused(self):
+        # n_embd 10 in 3 heads of 3 numbers: head 3 would read past the vectors' end
+        with self.assertRaisesRegex(ValueError, 'n_head must divide n_embd'):
+            microgpt.init_state_dict(microgpt.GPTConfig(5, 10, 3, 1, 8))
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@ import unittest
 from unittest import mock
 
 import microgpt
-from tests import ROOT, SCRIPT, run_cli
+from tests import ROOT, SCRIPT, run_cli, samples_of
 
 
 class TestHelpAndDefaults(unittest.TestCase):
@@ -50,8 +50,7 @@ class TestHelpAndDefaults(unittest.TestCase):
         self.assertIn('GPTConfig(vocab_size=28, n_embd=16, n_head=4, n_layer=1, block_size=16)', result.stdout)
         self.assertIn('26919 training and 2991 validation documents', result.stdout)
         self.assertIn('3776 parameters', result.stdout)
-        samples = result.stdout.split('samples (temperature 0.5) ---\n')[1].splitlines()
-        self.assertEqual(len(samples), 3)
+        self.assertEqual(len(samples_of(result.stdout)), 3)
 
     def test_runs_from_another_working_directory(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -144,18 +143,23 @@ class TestBadInput(unittest.TestCase):
         # once crashed the loss curve. Whatever makes the validation loss nan, the run
         # stops with one line naming the step, and draws no curve.
         args = microgpt.parse_args(['--num_steps', '5', '--eval_every', '3', '--eval_docs', '2'])
-        watch = microgpt.Workbench(args)
-        real_doc_loss = microgpt.doc_loss
+        steps, real_step, real_doc_loss = [], microgpt.train_step, microgpt.doc_loss
+
+        def counted_step(*a):
+            loss = real_step(*a)
+            steps.append(1)
+            return loss
 
         def nan_after_step_3(tokens, state_dict, config):   # steps 1-3 train on finite losses
             loss = real_doc_loss(tokens, state_dict, config)
-            return loss * float('nan') if len(watch.history['train']) >= 3 else loss
+            return loss * float('nan') if len(steps) >= 3 else loss
         with mock.patch.object(microgpt, 'doc_loss', nan_after_step_3), \
+                mock.patch.object(microgpt, 'train_step', counted_step), \
                 contextlib.redirect_stdout(io.StringIO()) as out:
             with self.assertRaisesRegex(microgpt.InputError, r'^the validation loss became nan at '
                                         r'step 3; try a smaller --learning_rate than 0.01$'):
-                microgpt.train_and_sample(num_steps=5, observe=watch)
-        self.assertEqual(len(watch.history['train']), 3)
+                microgpt.run(args)
+        self.assertEqual(len(steps), 3)
         self.assertNotIn('loss curve', out.getvalue())
 
     def test_a_diverging_loss_stops_with_a_message_naming_the_step(self):
@@ -292,16 +296,50 @@ class TestMemoryAndHangs(unittest.TestCase):
         with self.assertRaisesRegex(microgpt.InputError, 'more than 0 MB'):
             microgpt.read_file('/proc/self/status', 'input file', 10)
 
-    def test_the_graph_counts_behind_the_memory_estimate_are_exact(self):
-        # graph_counts() counts from the shape what doc_loss() builds: check it on real graphs
-        for shape in ((28, 16, 4, 1, 16), (30, 8, 2, 3, 7), (5, 12, 3, 2, 20), (101, 16, 16, 1, 4)):
+    def test_the_graph_estimate_behind_the_memory_check_is_within_10_percent(self):
+        # graph_size_estimate() derives from the shapes what doc_loss() builds: check it
+        # against real graphs, short and long documents, narrow and wide, deep and not
+        for shape in ((28, 16, 4, 1, 16), (30, 8, 2, 3, 7), (5, 12, 3, 2, 20), (101, 16, 16, 1, 4),
+                      (28, 64, 4, 1, 16), (28, 16, 4, 4, 16)):
             config = microgpt.GPTConfig(*shape)
-            tokenizer = microgpt.Tokenizer([chr(97 + i) for i in range(config.vocab_size - 2)])
-            doc = ''.join(tokenizer.chars[i % len(tokenizer.chars)] for i in range(config.block_size))
-            loss = microgpt.doc_loss(tokenizer.encode_doc(doc), microgpt.init_state_dict(config), config)
-            interior = microgpt.topological_order(loss)
-            self.assertEqual(microgpt.graph_counts(config),
-                             (len(interior), sum(len(node._children) for node in interior)), shape)
+            tokenizer = microgpt.Tokenizer(''.join(chr(97 + i) for i in range(config.vocab_size - 2)))
+            sd = microgpt.init_state_dict(config)
+            for length in (3, config.block_size):
+                with self.subTest(shape=shape, length=length):
+                    doc = ''.join(tokenizer.chars[i % len(tokenizer.chars)] for i in range(length))
+                    loss = microgpt.doc_loss(tokenizer.encode_doc(doc), sd, config)
+                    interior = microgpt.topological_order(loss)
+                    real = (len(interior), sum(len(node.children) for node in interior))
+                    estimate = microgpt.graph_size_estimate(config, min(length + 1, config.block_size))
+                    for got, want in zip(estimate, real):
+                        self.assertLess(abs(got / want - 1), 0.1, (estimate, real))
+
+    def test_the_memory_estimate_is_close_to_a_real_steps_peak(self):
+        # tracemalloc's peak over one training step (the model built first): the estimate
+        # must be above it, and not by much, or runs that fit would be refused
+        import gc
+        import tracemalloc
+        if sys.implementation.name != 'cpython':
+            self.skipTest("tracemalloc measures CPython's memory")
+        for shape, batch_size in (((28, 16, 4, 1, 16), 4), ((28, 48, 4, 2, 16), 1)):
+            config = microgpt.GPTConfig(*shape)
+            tokenizer = microgpt.Tokenizer('abcdefghijklmnopqrstuvwxyz')
+            docs = ['abcdefghijklmno'] * batch_size
+            gc.disable()
+            tracemalloc.start()
+            try:
+                sd = microgpt.init_state_dict(config)
+                model = microgpt.Model(config, tokenizer, sd, microgpt.Adam(microgpt.parameters(sd)))
+                microgpt.train_step(model, docs, 0.01)          # Adam's m and v filled in
+                tracemalloc.reset_peak()
+                microgpt.train_step(model, docs, 0.01)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+                gc.enable()
+            with self.subTest(shape=shape):
+                ratio = microgpt.estimate_memory(config, batch_size, docs) / peak
+                self.assertTrue(1.0 < ratio < 1.6, ratio)
 
     def test_the_parameter_count_behind_the_estimates_is_exact(self):
         for shape in ((28, 16, 4, 1, 16), (30, 8, 2, 3, 7), (101, 12, 3, 2, 20)):
@@ -336,9 +374,14 @@ class TestRightResults(unittest.TestCase):
 
     def test_a_byte_order_mark_is_not_part_of_the_first_document(self):
         path = self.write('bom.txt', '\ufeffanna\nbob\n'.encode('utf-8'))
-        self.assertEqual(microgpt.load_docs(path), ['anna', 'bob'])
+        self.assertEqual(microgpt.read_input(path), ['anna', 'bob'])
         result = run_cli('--input', path, '--num_steps', 1, '--num_samples', 0, '--val_fraction', 0)
         self.assertIn('vocab_size=6', result.stdout)           # a, n, b, o and the two specials
+        # two files joined: the second one's mark in the middle is not a letter either
+        joined = self.write('joined.txt', '\ufeffanna\n\ufeffbob\n'.encode('utf-8'))
+        self.assertEqual(microgpt.read_input(joined), ['anna', 'bob'])
+        result = run_cli('--input', joined, '--num_steps', 1, '--num_samples', 0, '--val_fraction', 0)
+        self.assertIn('vocab_size=6', result.stdout)
 
     def test_the_offset_of_a_bad_byte_is_its_place_in_the_file(self):
         with open(os.path.join(ROOT, 'names.txt'), 'rb') as f:
@@ -372,7 +415,7 @@ class TestRightResults(unittest.TestCase):
         result = run_cli('--input', path, '--num_steps', 5, '--eval_docs', 2, '--num_samples', 3,
                          '--prompt', '\x1b[3')
         self.assertEqual(result.returncode, 0, result.stderr)
-        samples = result.stdout.split(' ---\n')[1].splitlines()
+        samples = samples_of(result.stdout)
         self.assertEqual(len(samples), 3)
         self.assertTrue(all(s.startswith('\\x1b[3') for s in samples), samples)
         self.assertNotIn('\x1b', result.stdout)

@@ -5,7 +5,7 @@ import re
 import unittest
 
 import microgpt
-from tests import ROOT, SCRIPT
+from tests import ROOT, SCRIPT, samples_of
 
 try:
     import ipykernel  # noqa: F401  (the kernel nbclient starts)
@@ -34,10 +34,6 @@ def run_notebook(*cells, timeout=600):
     return texts
 
 
-def samples_of(text):
-    return text.split(' ---\n')[-1].splitlines()
-
-
 @unittest.skipIf(nbclient is None, 'nbclient, nbformat or ipykernel is not installed')
 class TestNotebook(unittest.TestCase):
 
@@ -52,13 +48,15 @@ class TestNotebook(unittest.TestCase):
         # cell 4: Part I's story, with other settings (no workbench around it).
         # cell 5: the file run with %run and flags: the flags count.
         # cell 6: a bad flag: one line of error, not SystemExit.
+        # cell 7: the views inside, on a model and on a Value built by hand.
         cls.outputs = run_notebook(
             source,
             "main(['--num_steps', '30', '--num_samples', '5', '--eval_docs', '20', '--prompt', 'an'])",
             API_CELL,
             "model = train_and_sample(num_steps=30, n_layer=2, num_samples=4, prompt='an')",
             '%run microgpt.py --num_steps 3 --num_samples 2 --eval_docs 2',
-            "main(['--n_embd', '10'])")
+            "main(['--n_embd', '10'])",
+            VIEWS_CELL)
 
     def test_the_file_as_one_cell_runs_with_its_defaults(self):
         out = self.outputs[0]
@@ -91,10 +89,10 @@ class TestNotebook(unittest.TestCase):
     def test_the_story_function_runs_with_other_settings(self):
         out = self.outputs[3]
         self.assertNotIn('ERROR', out)
-        self.assertIn('n_layer=2', out)
-        self.assertNotIn('| loss', out)                   # no workbench: no progress lines
-        samples = samples_of(out)
-        self.assertEqual(len(samples), 4)
+        self.assertIn('26919 training documents, 6848 parameters', out)   # (n_layer 2)
+        self.assertIn('step   30 / 30 | loss', out)      # Part I's own progress line
+        self.assertNotIn('\r', out)                       # no workbench: no line in place
+        samples = out.splitlines()[-4:]
         self.assertTrue(all(s.startswith('an') for s in samples), samples)
 
     def test_run_magic_passes_its_flags(self):
@@ -102,6 +100,16 @@ class TestNotebook(unittest.TestCase):
         self.assertNotIn('ERROR', out)
         self.assertIn('step 3/3 | val loss', out)
         self.assertEqual(len(samples_of(out)), 2)
+
+    def test_the_views_inside_work_on_anything_a_learner_builds(self):
+        out = self.outputs[6]
+        self.assertNotIn('ERROR', out)
+        self.assertIn('backward() from c', out)
+        self.assertIn('inputs: a = 2 (grad 1), b = -3 (grad 2)', out)
+        self.assertIn('the gradients agree', out)
+        self.assertIn("where the gradient of the loss of 'emma' goes", out)
+        self.assertIn('the tokens by their embeddings', out)
+        self.assertIn('layer 1 head 3', out)
 
     def test_a_bad_flag_raises_the_one_line_error_not_system_exit(self):
         out = self.outputs[5]
@@ -123,6 +131,17 @@ loss.backward()
 print('loss =', loss.data)
 import random
 print('sample =', sample(sd, tokenizer, config, random.Random(0), prompt='em'))
+'''
+
+VIEWS_CELL = '''
+model = train_and_sample(num_steps=30, n_layer=2, num_samples=0)   # (%run made new classes)
+a, b = Value(2.0), Value(-3.0)
+c = a * b + a ** 2
+print(backward_table(c, a=a, b=b, c=c))
+print(gradient_check(model, 'emma'))
+print(gradient_map(model, 'emma'))
+print(embedding_map(model))
+print(attention_maps(model, 'emma', ['anna', 'otto']))
 '''
 
 

@@ -1,8 +1,11 @@
 """microgpt against PyTorch: the same model written independently with torch's
 own operators (scaled_dot_product_attention, rms_norm, cross_entropy, autograd,
 Adam and AdamW), in float64. Skipped when torch is not installed."""
+import contextlib
+import io
 import random
 import unittest
+from unittest import mock
 
 import microgpt
 from tests import random_weights, weights_of
@@ -82,9 +85,9 @@ class TestTorchParity(unittest.TestCase):
                 tokens = tokens[:block_size]
                 with self.subTest(config=(n_layer, n_embd, n_head, block_size), tokens=tokens):
                     want = torch_logits(W, torch.tensor(tokens), n_head, n_layer).tolist()
-                    keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
+                    cache = [([], []) for _ in range(n_layer)]
                     for pos, token in enumerate(tokens):
-                        got = microgpt.gpt(token, pos, keys, values, sd, config)
+                        got = microgpt.gpt(token, pos, cache, sd, config)
                         for j, z in enumerate(got):
                             self.assert_close(z.data, want[pos][j], f'logit {j} at position {pos}')
 
@@ -147,9 +150,15 @@ class TestTorchParity(unittest.TestCase):
                 W = torch_weights(sd)
                 model = microgpt.Model(config, tokenizer, sd,
                                        microgpt.Adam(microgpt.parameters(sd), weight_decay=0.01))
-                losses = []
-                microgpt.train(model, docs, num_steps, lr, warmup_steps, batch_size,
-                               on_step=lambda step, loss, lr: losses.append(loss.data))
+                losses, real_step = [], microgpt.train_step
+
+                def recorded_step(model, docs, lr):
+                    loss = real_step(model, docs, lr)
+                    losses.append(loss.data)
+                    return loss
+                with mock.patch.object(microgpt, 'train_step', recorded_step), \
+                        contextlib.redirect_stdout(io.StringIO()):
+                    microgpt.train(model, docs, num_steps, lr, warmup_steps, batch_size)
                 opt = torch.optim.AdamW(list(W.values()), lr=lr, betas=(0.85, 0.99), eps=1e-8,
                                         weight_decay=0.01)
                 schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -1,11 +1,14 @@
 """Training learns, the same seed repeats itself, and sampling obeys its rules."""
+import contextlib
+import io
 import math
+import os
 import random
 import re
 import unittest
 
 import microgpt
-from tests import run_cli, small_model
+from tests import ROOT, run_cli, samples_of, small_model
 
 
 def val_losses(stdout):
@@ -123,9 +126,9 @@ class TestSampling(unittest.TestCase):
         config, sd = small_model(2, 8, 2, 8, vocab_size=5, seed=3)
         prompt, temperature = 'cab', 0.7
         tokens = [0] + self.tokenizer.encode(prompt)
-        keys, values = [[], []], [[], []]
+        cache = [([], []), ([], [])]
         for pos, token in enumerate(tokens):
-            logits = [z.data for z in microgpt.gpt(token, pos, keys, values, sd, config)]
+            logits = [z.data for z in microgpt.gpt(token, pos, cache, sd, config)]
         exps = [0.0] + [math.exp(z / temperature) for z in logits[1:]]
         want = [e / sum(exps) for e in exps]
 
@@ -143,7 +146,7 @@ class TestSampling(unittest.TestCase):
     def test_prompt_on_the_command_line(self):
         result = run_cli('--num_steps', 30, '--eval_docs', 0, '--num_samples', 5, '--prompt', 'mar')
         self.assertEqual(result.returncode, 0, result.stderr)
-        samples = result.stdout.split('---\n')[-1].splitlines()
+        samples = samples_of(result.stdout)
         self.assertEqual(len(samples), 5)
         self.assertTrue(all(s.startswith('mar') for s in samples), samples)
 
@@ -176,6 +179,18 @@ class TestSampling(unittest.TestCase):
                 with self.assertRaisesRegex(ValueError, 'temperature'):
                     self.sample(model, random.Random(0), temperature=temperature)
 
+    def test_an_infinite_temperature_draws_every_token_but_bos_alike(self):
+        # (exp(-inf / inf) was nan: 'cccccccc' on 3.8, an error on 3.11)
+        config, sd = small_model(1, 4, 2, 2, vocab_size=5, seed=1)
+
+        class RecordingRandom(random.Random):
+            def choices(self, population, weights):
+                self.seen = weights
+                return [1]
+        rng = RecordingRandom(0)
+        microgpt.sample(sd, self.tokenizer, config, rng, temperature=float('inf'))
+        self.assertEqual(rng.seen, [0.0, 1.0, 1.0, 1.0, 1.0])
+
 
 class TestTokenizer(unittest.TestCase):
 
@@ -186,8 +201,41 @@ class TestTokenizer(unittest.TestCase):
         self.assertEqual(tok.decode([0, 3, 5, 4, 2, 1]), 'hole')
 
     def test_unknown_character_is_an_error_that_names_it(self):
-        with self.assertRaisesRegex(KeyError, "'z'"):
+        with self.assertRaisesRegex(ValueError, "'z' is not a token"):
             microgpt.Tokenizer('abc').encode('abz')
+        config, sd = small_model(1, 4, 2, 4, vocab_size=5)
+        with self.assertRaisesRegex(ValueError, "'Z' is not a token"):     # a prompt too
+            microgpt.sample(sd, microgpt.Tokenizer('abc'), config, random.Random(0), prompt='Z')
+
+
+class TestPartIAlone(unittest.TestCase):
+    """Part I tells the whole story by itself, as the command line does."""
+
+    def test_train_and_sample_prints_its_progress_and_the_command_lines_names(self):
+        settings = dict(num_steps=60, batch_size=2, eval_docs=30, num_samples=4)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            model = microgpt.train_and_sample(input=os.path.join(ROOT, 'names.txt'), **settings)
+        text = out.getvalue()
+        self.assertIn('26919 training documents, 3776 parameters', text)
+        self.assertEqual(re.findall(r'^step +(\d+) / 60 \| loss \d\.\d{4}$', text, re.M),
+                         ['50', '60'])
+        self.assertEqual(model.adam.t, 60)
+        cli = run_cli('--num_steps', 60, '--batch_size', 2, '--eval_docs', 30, '--num_samples', 4,
+                      '--eval_every', 1000)
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        part_one_val = re.search(r'^validation loss (\d\.\d{4})$', text, re.M).group(1)
+        self.assertEqual(val_losses(cli.stdout)[-1], float(part_one_val))
+        self.assertEqual(text.splitlines()[-4:], samples_of(cli.stdout))
+
+    def test_library_errors_say_what_is_wrong(self):
+        # (val_fraction 1.0 and batch_size 0 once ended in ZeroDivisionError)
+        names = os.path.join(ROOT, 'names.txt')
+        for settings in (dict(val_fraction=1.0), dict(batch_size=0)):
+            with self.subTest(**settings):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    with self.assertRaisesRegex(ValueError, 'no documents, or no batch_size'):
+                        microgpt.train_and_sample(input=names, num_steps=1, **settings)
 
 
 if __name__ == '__main__':
