@@ -1,5 +1,4 @@
-"""microgpt: a complete GPT in one dependency-free Python file.  python microgpt.py
-
+"""microgpt: a complete GPT in one dependency-free Python file (python microgpt.py).
 Part I is the algorithm, to read in order: 1. dataset, 2. tokenizer, 3. autograd,
 4. parameters, 5. model, 6. training, 7. sampling, 8. the whole story, told once in
 train_and_sample(). Part II is the workbench around it (command line, progress,
@@ -17,15 +16,13 @@ from operator import attrgetter, mul
 # what the documents look like, and then writes new ones.
 
 def load_docs(text):
-    """The documents of a text: its non-blank lines, stripped of spaces and of U+FEFF
-    (a byte-order mark: it tells how a file was saved, and is not text)."""
-    lines = [line.replace('\ufeff', '').strip() for line in text.splitlines()]
-    return [line for line in lines if line]
+    """The documents of a text: its non-blank lines, without surrounding spaces."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def split_docs(docs, val_fraction, rng):
     """Shuffle docs (in place), then hold out the first val_fraction of them: the loss
-    on names the model never trains on says how well it does on names it never saw."""
+    on names never trained on shows what the model learned of names, not by heart."""
     rng.shuffle(docs)
     n_val = int(len(docs) * val_fraction)
     return docs[n_val:], docs[:n_val]                # (train, val)
@@ -43,10 +40,10 @@ class Tokenizer:
     def __init__(self, text):
         self.chars = sorted(set(text))               # every character, in a fixed order
         self.tokens = ['<BOS>', '<EOS>'] + self.chars   # token id i is tokens[i]
-        self.ids = {ch: i for i, ch in enumerate(self.tokens) if i > self.EOS}
+        self.ids = {ch: i for i, ch in enumerate(self.chars, start=2)}  # 'a': 2, ...
         self.vocab_size = len(self.tokens)
 
-    def encode(self, text):
+    def encode(self, text):                       # (a character never seen has no id)
         for ch in set(text) - set(self.ids): raise ValueError(f'{ch!r} is not a token')
         return [self.ids[ch] for ch in text]
 
@@ -58,24 +55,27 @@ class Tokenizer:
 # 3. Autograd
 # Training needs the derivative of one number, the loss (how wrong the predictions
 # are, section 5), with respect to every parameter. So every number is a Value that
-# remembers the Values it was computed from (its children) and the local derivative
-# d(self)/d(child) of each, known as soon as it is computed. backward() applies the
-# chain rule from the loss down: each node adds local_grad * node.grad into each
-# child's grad. A case small enough to check by hand:
-#   a, b = Value(2.0), Value(-3.0);  c = a * b + a ** 2;  c.backward()
-#   c.grad = 1;  a.grad = dc/da = b + 2a = 1.0;  b.grad = dc/db = a = 2.0
+# remembers the Values it was computed from (its children) and the derivative of
+# itself with respect to each (its local gradients), known when it is computed.
+# backward() then applies the chain rule from the loss down, node by node: each node
+# adds local_grad * node.grad into each child's grad. A child used by two nodes gets
+# the sum of both (the chain rule for a variable on two paths). By hand:
+#   a, b = Value(2.0), Value(-3.0);  d = a * b;  e = a ** 2;  c = d + e;  c.backward()
+#   c.grad = 1.   c = d + e, local grads 1, 1:  d.grad = 1 * 1,  e.grad = 1 * 1.
+#   e = a^2, local grad 2a = 4:   a.grad += 4 * 1 = 4.
+#   d = a*b, local grads b = -3, a = 2:  a.grad += -3 * 1 (so 1 = b + 2a);  b.grad = 2.
 made = count()                           # numbers the Values as they are made
 
 
 class Value:
-    __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')  # (lighter)
+    __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')  # (memory)
 
     def __init__(self, data, children=(), local_grads=(), op=''):
-        self.data = float(data)           # the number (not a str, not a complex)
+        self.data = float(data)           # the number
         self.grad = 0.0                   # d(loss)/d(self), filled in by backward()
         self.children = children          # the Values this one was computed from
         self.local_grads = local_grads    # d(self)/d(child), one per child
-        self.op = op                      # what computed it ('' for an input)
+        self.op = op                      # what computed it: '+', '*', 'exp', ...
         self.number = next(made)          # made after its children: a larger number
 
     def __add__(self, other):             # d(a+b)/da = 1, d(a+b)/db = 1
@@ -90,8 +90,7 @@ class Value:
         return Value(self.data * other, (self,), (other,), '*')
 
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
-        # (a^0 = 1 has the slope 0; 0^0.5 has none: 0 ** -0.5 is 1/0, ZeroDivisionError)
-        slope = k * self.data ** (k - 1) if k else 0.0
+        slope = k * self.data ** (k - 1) if k else 0.0   # (a^0 = 1, a constant)
         return Value(self.data ** k, (self,), (slope,), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0
@@ -101,18 +100,19 @@ class Value:
     def relu(self): return Value(max(0, self.data), (self,), (float(self.data > 0),),
                                  'relu')
 
-    # The rest are built from the ops above, so their derivatives come for free.
+    # The rest are built from the ops above, so their derivatives come for free. For
+    # 2 + a, Python asks a.__radd__(2) (2, a plain number, cannot add a Value): a + 2.
     def __neg__(self): return self * -1.0
     def __sub__(self, other): return self + (-other)
     def __truediv__(self, other): return self * other ** -1
-    __radd__, __rmul__ = __add__, __mul__   # 2 + a is a + 2 (and sum() starts at 0 + a)
+    __radd__, __rmul__ = __add__, __mul__   # (and sum() of Values starts with 0 + a)
     def __rsub__(self, other): return (-self) + other
     def __rtruediv__(self, other): return self ** -1 * other
-    def __repr__(self): return f'Value(data={self.data}, grad={self.grad})'
+    def __repr__(self): return f'Value({self.data}, grad={self.grad}, op={self.op!r})'
 
     def backward(self):
         """Fill in d(self)/d(v) as v.grad, for every Value v that self came from."""
-        if self.grad: raise RuntimeError('backward() already ran through this Value')
+        if self.grad: raise RuntimeError('backward() ran already: grads would add up')
         self.grad = 1.0                   # d(self)/d(self)
         for node in reversed(topological_order(self)):
             grad = node.grad
@@ -122,12 +122,12 @@ class Value:
 
 
 def topological_order(root):
-    """The nodes of root's graph that have children, each after all of its children:
-    a node may pass its grad on only once every node that uses it has added to it, so
-    backward() takes them in reverse. A Value is made after its children, so the order
-    they were made in is such an order: collect the nodes, sort them by number. (No
-    recursion: a recursive search makes a Python call per level, Python stops at 1000,
-    and a graph of a node per + and * is 900 levels deep at n_layer 4.)"""
+    """The nodes of root's graph that have children, in a "topological order": each
+    after all of its children. backward() takes them in reverse, so that a node passes
+    its grad on only once every node that uses it has added to it. A Value is made
+    after its children, so the order they were made in is one: collect the nodes, sort
+    by number. (No recursion, so no depth limit: a graph of a node per op outgrows
+    Python's 1000 recursive calls at n_layer 5.)"""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -138,18 +138,20 @@ def topological_order(root):
 
 
 def dot(a, b):
-    """a . b = sum_i a_i * b_i as ONE node, with the 2n children a_1..a_n, b_1..b_n
-    (from * and +, it takes 2n - 1 nodes). The product rule for each term a_i * b_i
-    gives the local derivatives d/da_i = b_i and d/db_i = a_i."""
+    """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n: of
+    * and +, it takes 2n - 1 nodes, and most of the model's work is dot products. Such
+    a fused node (so are squared_relu and cross_entropy, in section 5) has its local
+    gradients worked out by hand: the derivative of a_i * b_i is b_i for a_i, and a_i
+    for b_i. (In dot(x, x) each x_i is a child twice: backward() adds both, 2 x_i.)"""
     if len(a) != len(b): raise ValueError(f'dot product of lengths {len(a)}, {len(b)}')
     a_data, b_data = [ai.data for ai in a], [bi.data for bi in b]
-    # children: the two lists joined (a + b); their local grads: b's numbers, then a's
+    # the children: lists a and b joined (a + b); their local grads: b's, then a's
     return Value(sum(map(mul, a_data, b_data)), a + b, b_data + a_data, 'dot')
 
 
 def linear(x, w):
-    """The matrix w times the vector x: [dot(row, x) for row in w], one dot product
-    per row, written out only to read x's numbers once for all the rows."""
+    """The matrix w times the vector x: the nodes [dot(row, x) for row in w], written
+    out only so that x's numbers are read once for all rows, not once per row."""
     if len(w[0]) != len(x): raise ValueError(f'{len(w[0])} columns, {len(x)} numbers')
     x_data = [xj.data for xj in x]
     out = []
@@ -162,17 +164,18 @@ def linear(x, w):
 
 # --------------------------------------------------------------------------------------
 # 4. Parameters
-# All the model's knowledge lives in matrices of Values, its parameters: a list of
-# rows, row i a layer's weights for output i, or one token's (one position's) vector.
-# The model's shape travels with its weights (as GPTConfig does in nanoGPT, a GPT-2 in
-# PyTorch): vocab_size tokens; n_embd numbers per token inside the model; n_layer
-# layers, each with n_head attention heads; block_size positions at most.
+# All the model's knowledge lives in matrices of Values, its parameters, learned by
+# training: a matrix is a list of rows. An embedding is a learned vector that stands
+# for a token (wte: token embeddings, a row per token) or a position (wpe); in the
+# other matrices, row i holds the weights of a layer's output i. The model's shape:
+# vocab_size tokens; n_embd numbers per token inside the model; n_layer layers, each
+# with n_head attention heads (section 5); block_size positions at most.
 GPTConfig = namedtuple('GPTConfig', 'vocab_size n_embd n_head n_layer block_size')
 
 
 def matrix_shapes(config):
-    """{name: (rows, columns)}: token embeddings (wte), position embeddings (wpe), and
-    per layer attention's query, key, value, output matrices and the MLP's two."""
+    """{name: (rows, columns)}: wte, wpe, and per layer attention's query, key, value
+    and output matrices and the MLP's two (a "multilayer perceptron", section 5)."""
     n = config.n_embd
     shapes = {'wte': (config.vocab_size, n), 'wpe': (config.block_size, n)}
     for i in range(config.n_layer):
@@ -183,8 +186,9 @@ def matrix_shapes(config):
 
 
 def init_state_dict(config, seed=42, std=0.15):
-    """Every matrix, random numbers of mean 0: all different, so that no two units
-    learn the same thing; small, so that the first guesses are not confidently wrong."""
+    """Every matrix, random numbers of mean 0: all different, so that no two outputs
+    learn the same thing; small (std 0.15, the best tried), so that the first guesses
+    are not confidently wrong."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -198,29 +202,28 @@ def parameters(state_dict):
 
 # --------------------------------------------------------------------------------------
 # 5. Model
-# A GPT reads tokens and predicts the next one, here one token at a time. One token's
-# path, with the default model's sizes (n_embd 16, vocab_size 28):
+# A GPT ("generative pre-trained transformer") reads tokens and predicts the next one,
+# here one token at a time. One token's path, with the default model's sizes:
 #   token id -> wte row (16) --+
 #                              +--> x (16), the residual stream
 #   position -> wpe row (16) --+
 #   each layer:  x --> rmsnorm -> attention (keys, values of the earlier tokens) --> + x
 #                x --> rmsnorm -> mlp_fc1 (64) -> relu^2 -> mlp_fc2 (16) ----------> + x
 #   x --> rmsnorm -> a dot product with each wte row (weight tying) -> logits (28)
-# x starts as the token's embedding (its wte row) plus its position's (a wpe row:
-# attention sums over tokens, and a sum ignores order). Each layer ADDS to x what
-# attention (reading the earlier tokens) and an MLP (working on this one) make of it:
-# the add passes gradients straight down (local grad 1), where through the layers
-# alone they would be multiplied layer after layer and could fade. The logits are raw
-# scores, one per token, that softmax makes probabilities of. The loss is -log of the
-# probability given to the true next token: 0 when sure and right, ln(vocab_size) for
-# a uniform guess. As GPT-2, but: RMSNorm without a learned scale (GPT-2's LayerNorm
-# learns a scale and a shift), no biases, squared ReLU, no dropout, characters.
+# x starts as the token's embedding plus its position's (attention sums over tokens,
+# and a sum ignores order). Each layer ADDS to x what attention (reading the earlier
+# tokens) and the MLP (working on this one) make of it: the add passes gradients
+# straight down (local grad 1), where through layers alone they would be multiplied
+# layer after layer, and could fade. The logits: raw scores, one per token, that
+# softmax makes probabilities of. The loss: -log of the probability given to the true
+# next token; 0 if sure and right, ln(vocab_size) = 3.33 for a uniform guess. Simpler
+# than GPT-2: no biases (a layer's "+ b"), no learned scale in the norm, squared ReLU
+# (GPT-2: GELU), no dropout, characters as tokens.
 
 def softmax(logits):
-    """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1). Its
-    derivative, dp_i/dz_j = p_i * ([i == j] - p_j), is the quotient rule: from exp,
-    +, ** and *, backward() finds it by itself. Subtracting the largest z keeps every
-    exp() <= 1 (no overflow) and changes no p_i: z_max can be a plain number."""
+    """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1).
+    Subtracting the largest z keeps every exp() <= 1 (no overflow) and changes no p_i
+    (top and bottom are divided by exp(z_max)): z_max can be a plain number."""
     z_max = max(z.data for z in logits)
     exps = [(z - z_max).exp() for z in logits]
     total_inv = sum(exps) ** -1                 # 1 / sum, once for all i
@@ -228,10 +231,9 @@ def softmax(logits):
 
 
 def rmsnorm(x):
-    """x / sqrt(mean(x^2) + 1e-5): x rescaled to a root-mean-square of 1, so that each
-    layer gets inputs of the same size however x grew. Each x_i reaches the output
-    directly and through the shared scale s, and backward() adds both paths:
-    dy_i/dx_j = s * [i == j] - x_i * x_j * s^3 / n. (1e-5: s stays finite at x = 0.)"""
+    """x / sqrt(mean(x^2) + 1e-5) (1e-5: never 1/0): x rescaled to a root-mean-square of
+    1, so that each layer gets inputs of one size however x grew. backward() adds x_i's
+    two paths to the output: directly, and through the scale."""
     scale = (dot(x, x) / len(x) + 1e-5) ** -0.5    # dot(x, x): the sum of squares
     return [xi * scale for xi in x]
 
@@ -239,30 +241,31 @@ def rmsnorm(x):
 def attention(x, keys, values, sd, i, config, weights_seen=None):
     """Layer i's attention at the newest position, from its normalized vector x. It
     makes a query q (what this token looks for), a key k (what it offers) and a value
-    v (what it passes on), and adds k and v to the cache of the earlier positions'.
-    Each head, on its own slice of the vectors, weighs the positions s so far (this
-    one too) by softmax_s(q . k_s / sqrt(head_dim)) and sums their v_s: heads can look
-    for different things (a vowel, the letter before...); wo mixes what they found.
-    (weights_seen: a list, if given, to add each head's weights to, for Part II.)"""
+    v (what it passes on), and adds k and v to keys and values, the cache of the
+    earlier positions'. Each head, on its own slice of these vectors, gives each
+    position s so far (this one too) the weight softmax(q . k_s / sqrt(head_dim)) and
+    sums the v_s so weighted. Heads can look for different things (a vowel, the letter
+    before...); wo mixes what they found. (weights_seen: Part II draws them.)"""
     head_dim = config.n_embd // config.n_head
     q = linear(x, sd[f'layer{i}.attn_wq'])
     keys.append(linear(x, sd[f'layer{i}.attn_wk']))
     values.append(linear(x, sd[f'layer{i}.attn_wv']))
     out = []
-    for h in range(0, config.n_embd, head_dim):   # a head: the slice h:h + head_dim
-        # A sum of head_dim random products has a spread that grows like
-        # sqrt(head_dim): scaled, softmax starts out smooth, not locked on one position.
-        weights = softmax([dot(q[h:h + head_dim], k[h:h + head_dim])
-                           / math.sqrt(head_dim) for k in keys])   # one per position
-        out += [dot(weights, [v[j] for v in values]) for j in range(h, h + head_dim)]
+    for h in range(0, config.n_embd, head_dim):    # a head: numbers h to h + head_dim
+        q_h = q[h:h + head_dim]
+        k_h = [k[h:h + head_dim] for k in keys]      # each position's key: this slice
+        v_h = [v[h:h + head_dim] for v in values]
+        # / sqrt(head_dim): the scores' spread stays near 1 (softmax starts out smooth)
+        weights = softmax([dot(q_h, k_s) / math.sqrt(head_dim) for k_s in k_h])
+        out += [dot(weights, [v_s[j] for v_s in v_h]) for j in range(head_dim)]
         if weights_seen is not None: weights_seen.append([w.data for w in weights])
     return linear(out, sd[f'layer{i}.attn_wo'])
 
 
 def squared_relu(x):
-    """relu(x)^2 (So et al. 2021, "Primer": trains a little better than relu), as ONE
-    node: the chain rule gives d/dx relu(x)^2 = 2 relu(x) relu'(x), and that is
-    2 relu(x) for every x (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
+    """relu(x)^2 (it trains a little better than relu: the "Primer" paper), fused: the
+    chain rule gives d/dx relu(x)^2 = 2 relu(x) relu'(x), which is 2 relu(x) for every
+    x (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
 
@@ -270,27 +273,26 @@ def squared_relu(x):
 def gpt(token_id, pos_id, cache, sd, config, weights_seen=None):
     """The logits for the token after token_id, at position pos_id, from the weights
     sd. cache[i] = (keys, values): layer i's keys and values of the earlier positions
-    (this call adds its own). Only the past is there: no causal mask needed (GPT-2
-    computes every position at once, and masks the future out)."""
+    (this call adds its own), live Values: a later position's loss sends gradients back
+    through them too. A GPT that reads all positions at once needs a "causal mask" to
+    hide the future from each; here only the past is in the cache."""
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]   # (n_embd,)
     for i, (keys, values) in enumerate(cache):
         a = attention(rmsnorm(x), keys, values, sd, i, config, weights_seen)
         x = [xj + aj for xj, aj in zip(x, a)]
-        # The MLP: 4 times wider (as GPT-2), squared ReLU, and back. Without a
-        # nonlinearity between them, two linear layers would be just one.
+        # The MLP: 4 times wider, squared ReLU, back (two linear layers alone are one)
         h = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
         h = linear([squared_relu(hj) for hj in h], sd[f'layer{i}.mlp_fc2'])
         x = [xj + hj for xj, hj in zip(x, h)]
-    # A last rmsnorm (GPT-2's ln_f): x grew with each add; scores need a steady scale.
-    # Weight tying (as GPT-2): a token's wte row is its input AND scores it as output.
+    # A last rmsnorm (x grew at each add); weight tying: wte's rows score the outputs.
     return linear(rmsnorm(x), sd['wte'])
 
 
 def cross_entropy(logits, target):
-    """The loss -log softmax(z)[target] = log(sum_j exp(z_j)) - z_target, as ONE node.
-    Its gradient: d/dz_j of log(sum_k exp(z_k)) is exp(z_j) / sum_k exp(z_k), that is
-    softmax(z)_j, and d/dz_j of z_target is [j == target]; so d/dz_j = softmax(z)_j -
-    [j == target]: the probability given to token j, minus the true one."""
+    """The loss -log softmax(z)[target] = log(sum_j exp(z_j)) - z_target: the value of
+    -softmax(logits)[target].log(), fused. d/dz_j of log(sum_k exp(z_k)) is
+    exp(z_j) / sum_k exp(z_k), that is softmax(z)_j; d/dz_j of z_target is 1 for j =
+    target, else 0. So d/dz_j = softmax(z)_j, minus 1 for the target token."""
     z_max = max(z.data for z in logits)        # as in softmax: no overflow
     exps = [math.exp(z.data - z_max) for z in logits]
     total = sum(exps)                          # z_max + log(total) = log(sum exp(z))
@@ -320,8 +322,8 @@ class Adam:
     as the gradient is large, and gradients differ by orders of magnitude. Adam divides
     a running mean of each gradient (m) by the root of a running mean of its square
     (v): about +-1 for a steady gradient, so each weight moves about lr a step, less if
-    its gradient is noisy. b1, b2 = 0.85, 0.99 forget faster than the paper's 0.9, 0.999
-    (short runs). AdamW: weight_decay shrinks each weight directly, not through m, v."""
+    its gradient is noisy (b1, b2: how fast the means forget). weight_decay (AdamW)
+    shrinks each weight a little every step: only what the data keeps needing stays."""
 
     def __init__(self, params, weight_decay=0.0, b1=0.85, b2=0.99, eps=1e-8):
         self.params, self.weight_decay, self.betas, self.eps = (params, weight_decay,
@@ -334,29 +336,27 @@ class Adam:
         (b1, b2), eps, wd = self.betas, self.eps, self.weight_decay
         # m and v start at 0, so after t steps of a steady gradient g, m = (1 - b1^t) g:
         # dividing by 1 - b1^t (and v by 1 - b2^t) undoes that pull towards 0.
-        bias1, bias2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
+        fix1, fix2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
         self.m = [b1 * m + (1 - b1) * p.grad for m, p in zip(self.m, self.params)]
         self.v = [b2 * v + (1 - b2) * p.grad ** 2 for v, p in zip(self.v, self.params)]
         for p, m, v in zip(self.params, self.m, self.v):
-            p.data -= lr * (wd * p.data + (m / bias1) / (math.sqrt(v / bias2) + eps))
+            p.data -= lr * (wd * p.data + (m / fix1) / (math.sqrt(v / fix2) + eps))
             p.grad = 0.0
 
 
 def lr_at(step, num_steps, learning_rate, warmup_steps):
-    """The learning rate of step (from 0): a linear warmup, as Adam's first steps rest
-    on a gradient or two; then a linear decay to near 0, so the last steps settle."""
-    if step < warmup_steps:
-        return learning_rate * ((step + 1) / warmup_steps)
+    """The learning rate of step (from 0): a linear warmup (Adam's first steps rest on a
+    gradient or two, a guess: keep them small), then a linear decay to near 0."""
+    if step < warmup_steps: return learning_rate * ((step + 1) / warmup_steps)
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
 
-# A model: all that training changes, and all that a checkpoint keeps.
+# A model: its shape and tokenizer (fixed), its weights and Adam's state (trained).
 Model = namedtuple('Model', 'config tokenizer state_dict adam')
 
 
 def train_step(model, docs, lr):
-    """One step on the documents docs: their mean loss, ONE backward(), one Adam step.
-    Returns the loss (the graph behind it lives as long as something refers to it)."""
+    """One step on docs: their mean loss, ONE backward(), an Adam step; the loss."""
     config, tokenizer, state_dict, adam = model
     loss = sum(doc_loss(tokenizer.encode_doc(doc), state_dict, config)
                for doc in docs) / len(docs)
@@ -370,9 +370,9 @@ def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
     if not docs or batch_size < 1: raise ValueError('no documents, or no batch_size')
     for step in range(num_steps):
         batch = [docs[(step * batch_size + b) % len(docs)] for b in range(batch_size)]
-        lr = lr_at(step, num_steps, learning_rate, warmup_steps)
-        loss = train_step(model, batch, lr).data   # (the number: the graph can go)
-        if (step + 1) % 50 == 0 or step + 1 == num_steps:
+        loss = train_step(model, batch, lr_at(step, num_steps, learning_rate,
+                                              warmup_steps)).data
+        if step == 0 or (step + 1) % 50 == 0 or step + 1 == num_steps:
             print(f'step {step + 1:4d} / {num_steps} | loss {loss:.4f}')
 
 
@@ -389,13 +389,12 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
     cache = [([], []) for _ in range(config.n_layer)]
     for pos in range(config.block_size):
         logits = [z.data for z in gpt(tokens[pos], pos, cache, state_dict, config)]
-        if pos + 1 < len(tokens): continue   # the next token is the prompt's: no draw
-        # softmax(z / T), not divided by its sum (choices() needs none), and no <BOS>
-        # (id 0: it only starts a document). With z - z_max <= 0, a tiny T gives the
-        # likeliest token the weight 1 and every other one 0.
+        if pos + 1 < len(tokens): continue   # the prompt has the next token: no draw
+        # softmax(z / T) of plain numbers (no gradient here), no <BOS> (id 0, only ever
+        # first), no division by the sum (choices() needs none); z - z_max: no overflow.
         z_max = max(logits[1:])
         weights = [0.0] + [math.exp((z - z_max) / temperature) for z in logits[1:]]
-        token_id = rng.choices(range(len(weights)), weights)[0]
+        token_id = rng.choices(range(len(weights)), weights)[0]   # (a list of one)
         if token_id == Tokenizer.EOS: break
         tokens.append(token_id)
     return tokenizer.decode(tokens)
@@ -411,7 +410,7 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
                      eval_docs=300, num_samples=20, temperature=0.5, prompt=''):
     """Read the documents, build a GPT, train it, measure its loss on eval_docs
     documents it never saw, print num_samples new documents, return the model."""
-    with open(input, encoding='utf-8') as f:
+    with open(input, encoding='utf-8-sig') as f:   # (-sig: skip a byte-order mark)
         docs = load_docs(f.read())
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
     tokenizer = Tokenizer(''.join(docs))  # every character (val_docs' too: all encode)
@@ -428,7 +427,6 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
     for _ in range(num_samples):
         print(sample(state_dict, tokenizer, config, rng, temperature, prompt))
     return model
-
 
 # Part II: the workbench ===============================================================
 # What `python microgpt.py` adds around Part I, and a learner may skip: the command
@@ -783,8 +781,8 @@ def read_input(path):
         line = len((data[:e.start] + b'.').splitlines())   # (\n, \r\n or \r: a new line)
         raise InputError(f'input file {path!r} is not UTF-8 text: byte 0x{data[e.start]:02x} '
                          f'at offset {e.start} (line {line})')
-    docs = load_docs(text)
-    if not docs:
+    docs = load_docs(text.replace('\ufeff', ''))   # (a byte-order mark, even where two
+    if not docs:                             # files were joined, says how, not what)
         raise InputError(f'input file {path!r} is empty: it needs one document per line')
     return docs
 

@@ -219,7 +219,7 @@ class TestPartIAlone(unittest.TestCase):
         text = out.getvalue()
         self.assertIn('26919 training documents, 3776 parameters', text)
         self.assertEqual(re.findall(r'^step +(\d+) / 60 \| loss \d\.\d{4}$', text, re.M),
-                         ['50', '60'])
+                         ['1', '50', '60'])
         self.assertEqual(model.adam.t, 60)
         cli = run_cli('--num_steps', 60, '--batch_size', 2, '--eval_docs', 30, '--num_samples', 4,
                       '--eval_every', 1000)
