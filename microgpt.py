@@ -1,8 +1,7 @@
 """microgpt: a complete GPT in one dependency-free Python file (python microgpt.py).
-Part I is the algorithm, to read in order: 1. dataset, 2. tokenizer, 3. autograd,
-4. parameters, 5. model, 6. training, 7. sampling, 8. the whole story, told once in
-train_and_sample(). Part II is the workbench around it (command line, progress,
-checkpoints, views inside the model, benchmark): you can skip it."""
+Part I, the algorithm, in order: 1. dataset, 2. tokenizer, 3. autograd, 4. parameters,
+5. model, 6. training, 7. sampling, 8. the whole story, told once (train_and_sample).
+Part II is the workbench around it (command line, checkpoints, views, ...): skip it."""
 import math
 import random
 from collections import namedtuple
@@ -21,8 +20,8 @@ def load_docs(text):
 
 
 def split_docs(docs, val_fraction, rng):
-    """Shuffle docs (in place), then hold out the first val_fraction of them: the loss
-    on names never trained on shows what the model learned of names, not by heart."""
+    """Shuffle docs (in place), then hold out the first val_fraction: how well the model
+    predicts names it never trained on shows what it learned, not what it memorised."""
     rng.shuffle(docs)
     n_val = int(len(docs) * val_fraction)
     return docs[n_val:], docs[:n_val]                # (train, val)
@@ -35,7 +34,7 @@ def split_docs(docs, val_fraction, rng):
 # begin a name after <BOS>, and to say <EOS> when the name is complete.
 
 class Tokenizer:
-    BOS, EOS = 0, 1                                  # the ids of the two special tokens
+    BOS, EOS = 0, 1            # the ids of the two special tokens (decode() drops them)
 
     def __init__(self, text):
         self.chars = sorted(set(text))               # every character, in a fixed order
@@ -43,7 +42,7 @@ class Tokenizer:
         self.ids = {ch: i for i, ch in enumerate(self.chars, start=2)}  # 'a': 2, ...
         self.vocab_size = len(self.tokens)
 
-    def encode(self, text):                       # (a character never seen has no id)
+    def encode(self, text):         # (a character never seen has no id: say which one)
         for ch in set(text) - set(self.ids): raise ValueError(f'{ch!r} is not a token')
         return [self.ids[ch] for ch in text]
 
@@ -55,15 +54,16 @@ class Tokenizer:
 # 3. Autograd
 # Training needs the derivative of one number, the loss (how wrong the predictions
 # are, section 5), with respect to every parameter. So every number is a Value that
-# remembers the Values it was computed from (its children) and the derivative of
-# itself with respect to each (its local gradients), known when it is computed.
-# backward() then applies the chain rule from the loss down, node by node: each node
-# adds local_grad * node.grad into each child's grad. A child used by two nodes gets
-# the sum of both (the chain rule for a variable on two paths). By hand:
-#   a, b = Value(2.0), Value(-3.0);  d = a * b;  e = a ** 2;  c = d + e;  c.backward()
-#   c.grad = 1.   c = d + e, local grads 1, 1:  d.grad = 1 * 1,  e.grad = 1 * 1.
-#   e = a^2, local grad 2a = 4:   a.grad += 4 * 1 = 4.
-#   d = a*b, local grads b = -3, a = 2:  a.grad += -3 * 1 (so 1 = b + 2a);  b.grad = 2.
+# remembers the Values it was computed from, its inputs (its "children": the graph is
+# drawn with the loss on top) and the derivative of itself with respect to each (its
+# local gradients), known when it is computed. backward() applies the chain rule from
+# the loss down, node by node, newest first: each node adds local_grad * node.grad
+# into each child's grad. A child used by two nodes gets the sum of both (the chain
+# rule for a variable on two paths). By hand, c = a*b + a^2 at a = 2, b = -3:
+#   d = a * b = -6;  e = a ** 2 = 4;  c = d + e = -2.  c.grad = 1; then, newest first:
+#   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
+#   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
+#   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
 made = count()                           # numbers the Values as they are made
 
 
@@ -90,10 +90,11 @@ class Value:
         return Value(self.data * other, (self,), (other,), '*')
 
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
-        slope = k * self.data ** (k - 1) if k else 0.0   # (a^0 = 1, a constant)
+        slope = k * self.data ** (k - 1) if k else 0.0   # (0 ** -1 would be 1/0)
         return Value(self.data ** k, (self,), (slope,), f'**{k}')
 
-    # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0
+    # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (the model
+    # has log and relu in fused forms, section 5; Part II's calculator has these)
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -126,8 +127,7 @@ def topological_order(root):
     after all of its children. backward() takes them in reverse, so that a node passes
     its grad on only once every node that uses it has added to it. A Value is made
     after its children, so the order they were made in is one: collect the nodes, sort
-    by number. (No recursion, so no depth limit: a graph of a node per op outgrows
-    Python's 1000 recursive calls at n_layer 5.)"""
+    by number. (No recursion, so no depth limit: Python stops recursions at 1000.)"""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -138,8 +138,8 @@ def topological_order(root):
 
 
 def dot(a, b):
-    """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n: of
-    * and +, it takes 2n - 1 nodes, and most of the model's work is dot products. Such
+    """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n
+    (made of * and +, it would be 2n - 1 nodes; the model's work is mostly dots). Such
     a fused node (so are squared_relu and cross_entropy, in section 5) has its local
     gradients worked out by hand: the derivative of a_i * b_i is b_i for a_i, and a_i
     for b_i. (In dot(x, x) each x_i is a child twice: backward() adds both, 2 x_i.)"""
@@ -166,10 +166,9 @@ def linear(x, w):
 # 4. Parameters
 # All the model's knowledge lives in matrices of Values, its parameters, learned by
 # training: a matrix is a list of rows. An embedding is a learned vector that stands
-# for a token (wte: token embeddings, a row per token) or a position (wpe); in the
-# other matrices, row i holds the weights of a layer's output i. The model's shape:
-# vocab_size tokens; n_embd numbers per token inside the model; n_layer layers, each
-# with n_head attention heads (section 5); block_size positions at most.
+# for a token (wte: token embeddings, a row per token) or a position (wpe); in other
+# matrices, row i holds the weights of a layer's output i. The shape: vocab_size
+# tokens, n_embd numbers per token, n_layer layers of n_head heads, block_size places.
 GPTConfig = namedtuple('GPTConfig', 'vocab_size n_embd n_head n_layer block_size')
 
 
@@ -187,8 +186,7 @@ def matrix_shapes(config):
 
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0: all different, so that no two outputs
-    learn the same thing; small (std 0.15, the best tried), so that the first guesses
-    are not confidently wrong."""
+    learn the same thing; small (std 0.15), so that no first guess is sure and wrong."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -203,27 +201,27 @@ def parameters(state_dict):
 # --------------------------------------------------------------------------------------
 # 5. Model
 # A GPT ("generative pre-trained transformer") reads tokens and predicts the next one,
-# here one token at a time. One token's path, with the default model's sizes:
+# here one token at a time. One token's path (28 tokens: a-z, <BOS>, <EOS>; n_embd 16):
 #   token id -> wte row (16) --+
 #                              +--> x (16), the residual stream
 #   position -> wpe row (16) --+
 #   each layer:  x --> rmsnorm -> attention (keys, values of the earlier tokens) --> + x
 #                x --> rmsnorm -> mlp_fc1 (64) -> relu^2 -> mlp_fc2 (16) ----------> + x
 #   x --> rmsnorm -> a dot product with each wte row (weight tying) -> logits (28)
-# x starts as the token's embedding plus its position's (attention sums over tokens,
-# and a sum ignores order). Each layer ADDS to x what attention (reading the earlier
-# tokens) and the MLP (working on this one) make of it: the add passes gradients
-# straight down (local grad 1), where through layers alone they would be multiplied
-# layer after layer, and could fade. The logits: raw scores, one per token, that
-# softmax makes probabilities of. The loss: -log of the probability given to the true
-# next token; 0 if sure and right, ln(vocab_size) = 3.33 for a uniform guess. Simpler
-# than GPT-2: no biases (a layer's "+ b"), no learned scale in the norm, squared ReLU
-# (GPT-2: GELU), no dropout, characters as tokens.
+# x, the "residual stream", starts as the token's embedding plus its position's (as
+# attention sums over tokens, and a sum ignores their order, the position must be in
+# x). Each layer ADDS to x what attention (reading the earlier tokens) and the MLP
+# (working on this one) make of it: an add passes gradients straight down (local grad
+# 1), where through the layers alone they would be multiplied layer after layer, and
+# could fade. The logits are raw scores, one per token, that softmax makes
+# probabilities of. The loss is -log of the probability given to the true next token:
+# 0 if sure and right, ln(vocab_size) = 3.33 for a uniform guess.
 
 def softmax(logits):
     """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1).
     Subtracting the largest z keeps every exp() <= 1 (no overflow) and changes no p_i
-    (top and bottom are divided by exp(z_max)): z_max can be a plain number."""
+    (top and bottom are divided by exp(z_max)); as no p_i depends on it, z_max needs no
+    gradient: a plain number."""
     z_max = max(z.data for z in logits)
     exps = [(z - z_max).exp() for z in logits]
     total_inv = sum(exps) ** -1                 # 1 / sum, once for all i
@@ -239,13 +237,13 @@ def rmsnorm(x):
 
 
 def attention(x, keys, values, sd, i, config, weights_seen=None):
-    """Layer i's attention at the newest position, from its normalized vector x. It
-    makes a query q (what this token looks for), a key k (what it offers) and a value
-    v (what it passes on), and adds k and v to keys and values, the cache of the
-    earlier positions'. Each head, on its own slice of these vectors, gives each
-    position s so far (this one too) the weight softmax(q . k_s / sqrt(head_dim)) and
-    sums the v_s so weighted. Heads can look for different things (a vowel, the letter
-    before...); wo mixes what they found. (weights_seen: Part II draws them.)"""
+    """Layer i's attention at the newest position, from its normalized vector x: a
+    query q (what this token looks for), a key k (what it offers), a value v (what it
+    passes on); k and v join the cache of the earlier positions' keys and values. Each
+    head, on its own slice of these vectors, weighs the positions s so far (this one
+    too) by softmax over s of q . k_s / sqrt(head_dim), and sums their v_s so weighted.
+    Heads can look for different things (a vowel, the letter before...); wo mixes what
+    they found. (weights_seen: Part II draws them.)"""
     head_dim = config.n_embd // config.n_head
     q = linear(x, sd[f'layer{i}.attn_wq'])
     keys.append(linear(x, sd[f'layer{i}.attn_wk']))
@@ -255,17 +253,18 @@ def attention(x, keys, values, sd, i, config, weights_seen=None):
         q_h = q[h:h + head_dim]
         k_h = [k[h:h + head_dim] for k in keys]      # each position's key: this slice
         v_h = [v[h:h + head_dim] for v in values]
-        # / sqrt(head_dim): the scores' spread stays near 1 (softmax starts out smooth)
+        # q . k sums head_dim products: it spreads ~sqrt(head_dim). Divided: scores ~1
         weights = softmax([dot(q_h, k_s) / math.sqrt(head_dim) for k_s in k_h])
+        # number j of sum_s weights_s * v_s: the weights dotted with each v_s's number j
         out += [dot(weights, [v_s[j] for v_s in v_h]) for j in range(head_dim)]
         if weights_seen is not None: weights_seen.append([w.data for w in weights])
     return linear(out, sd[f'layer{i}.attn_wo'])
 
 
 def squared_relu(x):
-    """relu(x)^2 (it trains a little better than relu: the "Primer" paper), fused: the
-    chain rule gives d/dx relu(x)^2 = 2 relu(x) relu'(x), which is 2 relu(x) for every
-    x (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
+    """relu(x)^2, which trains a little better than relu, fused: the chain rule gives
+    d/dx relu(x)^2 = 2 relu(x) relu'(x), which is 2 relu(x) for every x (where x < 0,
+    relu(x) = 0 and relu'(x) = 0 both)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
 
@@ -273,18 +272,19 @@ def squared_relu(x):
 def gpt(token_id, pos_id, cache, sd, config, weights_seen=None):
     """The logits for the token after token_id, at position pos_id, from the weights
     sd. cache[i] = (keys, values): layer i's keys and values of the earlier positions
-    (this call adds its own), live Values: a later position's loss sends gradients back
-    through them too. A GPT that reads all positions at once needs a "causal mask" to
-    hide the future from each; here only the past is in the cache."""
+    (this call adds its own). They are Values of the same graph, so a later position's
+    loss sends gradients back through them too. A GPT that reads all positions at once
+    needs a "causal mask" to hide the future from each; here only the past is cached."""
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]   # (n_embd,)
     for i, (keys, values) in enumerate(cache):
         a = attention(rmsnorm(x), keys, values, sd, i, config, weights_seen)
         x = [xj + aj for xj, aj in zip(x, a)]
-        # The MLP: 4 times wider, squared ReLU, back (two linear layers alone are one)
+        # The MLP: 4 times wider, squared ReLU, back (without it w2 (w1 x) = (w2 w1) x)
         h = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
         h = linear([squared_relu(hj) for hj in h], sd[f'layer{i}.mlp_fc2'])
         x = [xj + hj for xj, hj in zip(x, h)]
-    # A last rmsnorm (x grew at each add); weight tying: wte's rows score the outputs.
+    # A last rmsnorm (x grew at each add). Weight tying: a token's wte row is its input
+    # AND scores it as output (a dot product): tokens alike in and out share one row.
     return linear(rmsnorm(x), sd['wte'])
 
 
@@ -303,8 +303,7 @@ def cross_entropy(logits, target):
 
 def doc_loss(tokens, state_dict, config):
     """The mean loss of predicting each token of a document from the ones before it.
-    tokens starts with <BOS>; only block_size positions are read, each predicting the
-    next token."""
+    tokens starts with <BOS>; block_size positions at most are read (names: all)."""
     cache = [([], []) for _ in range(config.n_layer)]   # per layer: (keys, values)
     losses = [cross_entropy(gpt(tokens[pos], pos, cache, state_dict, config),
                             tokens[pos + 1])
@@ -314,16 +313,17 @@ def doc_loss(tokens, state_dict, config):
 
 # --------------------------------------------------------------------------------------
 # 6. Training
-# Each step: the mean loss of the next few documents, ONE backward() for the gradient
-# of every parameter, then Adam moves every parameter a little downhill.
+# A parameter's gradient says how the loss changes as it grows, so a small move against
+# it, p -= lr * p.grad (lr: the learning rate), lowers the loss: gradient descent. A
+# step: the mean loss of a few documents, ONE backward() for all gradients, Adam.
 
 class Adam:
-    """Adam (Kingma & Ba, 2015). Plain gradient descent, p -= lr * grad, steps as far
-    as the gradient is large, and gradients differ by orders of magnitude. Adam divides
-    a running mean of each gradient (m) by the root of a running mean of its square
-    (v): about +-1 for a steady gradient, so each weight moves about lr a step, less if
-    its gradient is noisy (b1, b2: how fast the means forget). weight_decay (AdamW)
-    shrinks each weight a little every step: only what the data keeps needing stays."""
+    """Adam (Kingma & Ba, 2015). Plain gradient descent steps as far as the gradient is
+    large, and gradients differ by orders of magnitude. Adam divides a running mean of
+    each gradient (m) by the root of a running mean of its square (v): about +-1 for a
+    steady gradient, so each weight moves about lr a step, less if its gradient is noisy
+    (b1, b2 near 1: the means forget slowly). weight_decay (AdamW, off by default)
+    shrinks each weight a little every step."""
 
     def __init__(self, params, weight_decay=0.0, b1=0.85, b2=0.99, eps=1e-8):
         self.params, self.weight_decay, self.betas, self.eps = (params, weight_decay,
@@ -345,13 +345,13 @@ class Adam:
 
 
 def lr_at(step, num_steps, learning_rate, warmup_steps):
-    """The learning rate of step (from 0): a linear warmup (Adam's first steps rest on a
-    gradient or two, a guess: keep them small), then a linear decay to near 0."""
+    """The learning rate of step (from 0): a linear warmup (Adam's first m and v rest on
+    a gradient or two, too few to trust: keep those steps small), then a decay to 0."""
     if step < warmup_steps: return learning_rate * ((step + 1) / warmup_steps)
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
 
-# A model: its shape and tokenizer (fixed), its weights and Adam's state (trained).
+# A model: its shape and tokenizer (fixed), its weights and Adam's state (updated).
 Model = namedtuple('Model', 'config tokenizer state_dict adam')
 
 
@@ -390,8 +390,8 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
     for pos in range(config.block_size):
         logits = [z.data for z in gpt(tokens[pos], pos, cache, state_dict, config)]
         if pos + 1 < len(tokens): continue   # the prompt has the next token: no draw
-        # softmax(z / T) of plain numbers (no gradient here), no <BOS> (id 0, only ever
-        # first), no division by the sum (choices() needs none); z - z_max: no overflow.
+        # softmax(z / T), on the plain numbers, without <BOS> (id 0: it only starts a
+        # document), and not divided by its sum (choices() needs none).
         z_max = max(logits[1:])
         weights = [0.0] + [math.exp((z - z_max) / temperature) for z in logits[1:]]
         token_id = rng.choices(range(len(weights)), weights)[0]   # (a list of one)
@@ -402,7 +402,7 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
 
 # --------------------------------------------------------------------------------------
 # 8. The whole story
-# Everything above, in the order it happens. The command line tells the same story.
+# Everything above, in the order it happens.
 
 def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
                      n_head=4, n_layer=1, block_size=16, num_steps=750, batch_size=4,
@@ -410,7 +410,7 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
                      eval_docs=300, num_samples=20, temperature=0.5, prompt=''):
     """Read the documents, build a GPT, train it, measure its loss on eval_docs
     documents it never saw, print num_samples new documents, return the model."""
-    with open(input, encoding='utf-8-sig') as f:   # (-sig: skip a byte-order mark)
+    with open(input, encoding='utf-8-sig') as f:
         docs = load_docs(f.read())
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
     tokenizer = Tokenizer(''.join(docs))  # every character (val_docs' too: all encode)
@@ -843,14 +843,14 @@ def describe(ch):
 # Memory. A step's graph is freed before the next one is built, so training needs
 # the parameters (with Adam's m and v), one step's graph and the documents. The graph
 # is estimated from matrix_shapes(): at each position every matrix is read through dot
-# products, a node per row with two children per column (wpe too, though a position
-# reads one row of it); attention's dot products over the positions so far add
-# 4 * n_embd children per earlier position and layer; the other ops (norms, adds,
-# softmax) add about as many nodes again. Within 10% of real graphs of 7 shapes (the
-# tests check it), and it follows matrix_shapes() if a learner changes the matrices.
-# Bytes per node and edge: fitted within 10% to a real step's peak (tracemalloc,
-# CPython 3.11, the same 7 shapes) by 202 and 20.5; per parameter, with Adam's m and
-# v, 213. With a margin:
+# products, a node per row with two children per column (but wpe: a position reads one
+# row of it); the other ops (norms, adds, softmax, squared ReLU) add about 11 nodes
+# and 20 children per number of n_embd and layer; attention's dot products over the
+# positions so far add 6 nodes per head and 4 * n_embd children per earlier position
+# and layer. Within 7% of real graphs of 8 shapes (the tests check 10%); it follows
+# matrix_shapes() if a learner changes the matrices. Bytes per node and edge: fitted
+# within 10% to a real step's peak (tracemalloc, CPython 3.11, 7 shapes) by 202 and
+# 20.5; per parameter, with Adam's m and v, 213. With a margin:
 BYTES_PER_NODE, BYTES_PER_EDGE, BYTES_PER_PARAM = 240, 25, 250
 
 
@@ -868,9 +868,11 @@ def matrix_totals(config):
 def graph_size_estimate(config, positions):
     """(nodes, edges) of doc_loss()'s graph for a document of `positions` positions."""
     rows, weights = matrix_totals(config)
+    rows, weights = rows - config.block_size, weights - config.block_size * config.n_embd
+    n, layers = config.n_embd, config.n_layer
     pairs = positions * (positions + 1) // 2           # (position, earlier position)
-    edges = positions * 2 * weights + 4 * config.n_embd * config.n_layer * pairs
-    nodes = positions * 2 * rows + 6 * config.n_head * config.n_layer * pairs
+    nodes = positions * (rows + 11 * n * layers) + 6 * config.n_head * layers * pairs
+    edges = positions * (2 * weights + 20 * n * layers) + 4 * n * layers * pairs
     return nodes, edges
 
 
@@ -1779,8 +1781,8 @@ def gradient_map(model, doc):
     out += ['wte, one row per token (^ <BOS>, $ <EOS>), shaded on a log scale (@ the largest, '
             'blank: none):',
             '  ' + ''.join(token_marks), '  ' + ''.join(shade(g, max(rows)) for g in rows),
-            '  ' + ''.join('^' if i in in_doc else ' ' for i in range(len(rows)))
-            + f'  <- the tokens of {doc!r}']
+            '  ' + ''.join('*' if i in in_doc else ' ' for i in range(len(rows)))
+            + f'  <- * the tokens of {doc!r} (<BOS> and <EOS> too)']
     inside = [g for i, g in enumerate(rows) if i in in_doc]
     outside = [g for i, g in enumerate(rows) if i not in in_doc]
     out.append(f'  mean row gradient: {sum(inside) / len(inside):.5f} for its tokens (inputs and '

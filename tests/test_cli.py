@@ -1,7 +1,9 @@
 """The command line, as a new user meets it: help, defaults, and one-line errors."""
 import contextlib
 import io
+import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -274,7 +276,7 @@ class TestMemoryAndHangs(unittest.TestCase):
         self.assert_refused(['--input', self.sparse_file('big.txt', 100)], 'at most 16 MB')
 
     def test_models_too_large_for_the_memory(self):
-        for args in (['--n_embd', 100000], ['--n_layer', 100000], ['--block_size', 10 ** 6],
+        for args in (['--n_embd', 100000], ['--n_layer', 100000], ['--block_size', 10 ** 7],
                      ['--batch_size', 10 ** 8]):
             with self.subTest(args=args):
                 self.assert_refused(args, 'GB of memory')
@@ -420,6 +422,230 @@ class TestRightResults(unittest.TestCase):
         self.assertTrue(all(s.startswith('\\x1b[3') for s in samples), samples)
         self.assertNotIn('\x1b', result.stdout)
         self.assertNotIn('\x07', result.stdout)
+
+
+class TestSecondRound(unittest.TestCase):
+    """What a second adversarial run found: wrong results, tracebacks, estimates that
+    refused what fits or let through what does not, unclear messages."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        return path
+
+    def in_process(self, *argv):
+        """run() of the command line, here: (its exit status, what it printed)."""
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            status = microgpt.run(microgpt.parse_args([str(a) for a in argv]))
+        return status, out.getvalue()
+
+    def test_an_interrupted_run_says_which_step_its_validation_loss_is_from(self):
+        history = {'train': [3.9, 3.5, 3.1, 3.0, 2.9], 'val': [(0, 3.4976)], 'ms': [1.0] * 5}
+        self.assertIn('val loss 3.4976 (at step 0),', microgpt.summary(history))
+        history['val'].append((5, 2.9))
+        self.assertIn('val loss 2.9000, ', microgpt.summary(history))
+
+    def test_a_short_run_whose_loss_falls_has_not_diverged(self):
+        # (a 3-step run starting above ln(vocab) + 0.5 was said to have diverged)
+        self.assertIsNone(microgpt.divergence_warning({'train': [4.3, 4.2, 4.0]}, 28))
+        self.assertIsNone(microgpt.divergence_warning({'train': [3.3] * 20}, 28))
+        self.assertRegex(microgpt.divergence_warning({'train': [3.3] * 10 + [9.0] * 10}, 28),
+                         r'^training diverged: the loss ended at 9, worse than at its start')
+        names = self.write('small.txt', '\n'.join(['anna', 'bob', 'carl', 'dora'] * 50).encode())
+        result = run_cli('--input', names, '--val_fraction', '0.99999', '--num_steps', 3,
+                         '--eval_docs', 2, '--num_samples', 1)
+        self.assertEqual((result.returncode, result.stderr), (0, ''))
+
+    def test_the_input_is_read_once(self):
+        # (a file edited during the start-up gave KeyError: each read saw another text)
+        reads, real = [], microgpt.read_file
+
+        def counted(path, what, max_bytes):
+            reads.append(what)
+            return real(path, what, max_bytes)
+        with mock.patch.object(microgpt, 'read_file', counted):
+            self.assertEqual(self.in_process('--num_steps', 1, '--eval_docs', 2, '--num_samples', 1)[0], 0)
+        self.assertEqual(reads, ['input file'])
+
+    def test_a_read_that_would_wait_is_one_line(self):
+        # (/proc/kmsg, opened without blocking, read nothing: None, then a TypeError)
+        class Waiting(io.RawIOBase):
+            def readinto(self, b):
+                return None
+        with mock.patch.object(microgpt.os, 'fdopen', lambda fd, mode: Waiting()):
+            with self.assertRaisesRegex(microgpt.InputError, 'without waiting; copy it to a file'):
+                microgpt.read_file(os.path.join(ROOT, 'names.txt'), 'input file', 10 ** 6)
+
+    def test_a_warning_that_cannot_be_printed_loses_nothing_else(self):
+        # a diverging but finite run, stderr a full disk: the samples are still printed
+        with open(os.devnull if not os.path.exists('/dev/full') else '/dev/full', 'w') as full:
+            result = subprocess.run([sys.executable, SCRIPT, '--learning_rate', '30', '--num_steps',
+                                     '60', '--eval_docs', '5', '--num_samples', '3'],
+                                    stdout=subprocess.PIPE, stderr=full, text=True, cwd=ROOT,
+                                    timeout=300)
+        self.assertEqual(result.returncode, 0)
+        self.assertIn('3 samples are new', result.stdout.replace('0 of 3', '3').replace(
+            '1 of 3', '3').replace('2 of 3', '3'))
+
+    def test_a_long_line_is_read_as_the_model_reads_it(self):
+        # one 2 MB line: a document is read for at most block_size characters, so it is
+        # cropped once, not encoded whole at every step, and the memory estimate uses
+        # what the model reads
+        big = self.write('big.txt', b'x' * (2 * 2 ** 20) + b'\nanna\nbob\n')
+        docs = microgpt.read_input(big)
+        config = microgpt.GPTConfig(5, 16, 4, 1, 16)
+        cropped = [d[:16] for d in docs]
+        self.assertLess(microgpt.estimate_memory(config, 16, docs),
+                        microgpt.estimate_memory(config, 16, cropped) + 4 * len(docs[0]))
+        args = microgpt.parse_args(['--input', big, '--num_steps', '0', '--eval_docs', '1'])
+        model = microgpt.Model(config, microgpt.Tokenizer('xanbo'), {}, None)
+        watch = microgpt.Workbench(args, model, docs, docs[:1])
+        self.assertEqual(max(map(len, watch.train_docs + watch.eval_docs)), 16)
+        result = run_cli('--input', big, '--num_steps', 2, '--batch_size', 16, '--eval_docs', 1,
+                         '--num_samples', 1, '--val_fraction', 0, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_the_memory_estimate_does_not_refuse_what_fits(self):
+        # (--block_size 1000 was said to need 16 GB; names are at most 15 letters)
+        status, out = self.in_process('--block_size', 1000, '--num_steps', 1, '--eval_docs', 1,
+                                      '--num_samples', 0)
+        self.assertEqual(status, 0)
+        docs = microgpt.read_input(os.path.join(ROOT, 'names.txt'))
+        config = microgpt.GPTConfig(28, 16, 4, 1, 1000)
+        self.assertLess(microgpt.estimate_memory(config, 4, docs), 100 * 2 ** 20)
+
+    def test_sizes_are_said_in_units_that_show_them(self):
+        self.assertEqual([microgpt.in_units(n) for n in (200 * 2 ** 20, 3 * 2 ** 30 // 2, 5000, 20)],
+                         ['200 MB', '1.5 GB', '4.9 kB', '20 bytes'])
+
+    @unittest.skipUnless(os.name == 'posix', 'needs a C locale')
+    def test_a_prompt_in_a_c_locale_or_typed_decomposed_is_understood(self):
+        cities = self.write('cities.txt', '\n'.join(['Zürich', 'Zug', 'Λάρισα'] * 30).encode())
+        env = dict(os.environ, LC_ALL='C', LANG='C', PYTHONUTF8='0', PYTHONCOERCECLOCALE='0')
+        for prompt in ('Zür', 'Zu\u0308r', 'Λά'):                     # the second: u + a diaeresis
+            with self.subTest(prompt=prompt):
+                result = subprocess.run([sys.executable, SCRIPT, '--input', cities, '--num_steps', '1',
+                                         '--eval_docs', '1', '--num_samples', '2', '--prompt', prompt],
+                                        capture_output=True, cwd=ROOT, env=env, timeout=120)
+                self.assertEqual(result.returncode, 0, result.stderr.decode('utf-8', 'replace'))
+        result = subprocess.run([sys.executable, SCRIPT, '--num_steps', '1', '--prompt', 'Λά'],
+                                capture_output=True, cwd=ROOT, env=env, timeout=120)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn(b"character '\\u039b' is not in the vocabulary", result.stderr.replace(
+            "'Λ'".encode(), b"'\\u039b'"))
+        self.assertNotIn(b'udcce', result.stderr)
+        mark = run_cli('--num_steps', 1, '--prompt', 'e\u0301')    # a lone accent, named
+        self.assertIn("'é'", mark.stderr)                          # (NFC joins it to é)
+
+    def test_a_bad_byte_is_found_on_its_line_whatever_the_line_breaks(self):
+        for sep in (b'\n', b'\r', b'\r\n'):
+            with self.subTest(sep=sep):
+                path = self.write('bad.txt', sep.join([b'anna'] * 200 + [b'caf\xe9']) + sep)
+                result = run_cli('--input', path)
+                self.assertIn('(line 201)', result.stderr)
+
+    def test_damaged_checkpoints_are_explained_without_pythons_internals(self):
+        path = os.path.join(self.tmp.name, 'ck.json')
+        self.assertEqual(self.in_process('--num_steps', 1, '--eval_docs', 0, '--num_samples', 0,
+                                         '--save', path)[0], 0)
+        with open(path) as f:
+            ck = json.load(f)
+        damaged = {'config a list': dict(ck, config=[16, 4, 1, 16]),
+                   'rows of numbers': dict(ck, state_dict=dict(ck['state_dict'], wte=[1, 2, 3])),
+                   'chars a number': dict(ck, chars=7),
+                   'a string weight': dict(ck, state_dict=dict(ck['state_dict'], wpe=[['x'] * 16] * 16)),
+                   'no step': {k: v for k, v in ck.items() if k != 'step'},
+                   'docs_seen negative': dict(ck, docs_seen=-3),
+                   'a list': [ck]}
+        for name, value in damaged.items():
+            with self.subTest(damage=name):
+                with open(path, 'w') as f:
+                    json.dump(value, f)
+                with self.assertRaises(microgpt.InputError) as caught:
+                    microgpt.load_checkpoint(path)
+                message = str(caught.exception)
+                self.assertIn('damaged or not a microgpt checkpoint', message)
+                for internal in ('indices must be', 'not iterable', 'has no attribute', 'NoneType',
+                                 'object is not', 'KeyError'):
+                    self.assertNotIn(internal, message)
+
+    def test_flags_that_would_do_nothing_are_said(self):
+        result = run_cli('--num_steps', 1, '--save_every', 5)
+        self.assertEqual((result.returncode, result.stderr.strip()),
+                         (2, 'error: --save_every needs --save PATH: there is nothing to save to'))
+        result = run_cli('--num_steps', 5, '--warmup_steps', 100, '--eval_docs', 1, '--num_samples', 0)
+        self.assertEqual(result.returncode, 0)
+        self.assertRegex(result.stderr, r'^warning: --warmup_steps 100 is not below --num_steps 5: '
+                                        r'the learning rate climbs all run, to 0.0005 at most')
+        piped = subprocess.run([sys.executable, SCRIPT, '--input', '/dev/stdin'], input='anna\n',
+                               capture_output=True, text=True, cwd=ROOT, timeout=60)
+        self.assertEqual(piped.returncode, 2)
+        self.assertIn('is not a regular file; save the data to a file first', piped.stderr)
+
+    def test_pypy_restarts_only_its_own_command_line(self):
+        # (pasted into a notebook under PyPy, the file would execve the kernel itself)
+        pypy = mock.Mock(name='pypy')
+        pypy.name = 'pypy'
+        for in_notebook, argv0, restarts in ((False, microgpt.__file__, True),
+                                             (True, microgpt.__file__, False),
+                                             (False, '/usr/bin/ipython', False)):
+            with self.subTest(in_notebook=in_notebook, argv0=argv0):
+                modules = dict(sys.modules, ipykernel=mock.Mock()) if in_notebook else dict(sys.modules)
+                modules.pop('ipykernel', None) if not in_notebook else None
+                with mock.patch.object(microgpt.sys, 'implementation', pypy), \
+                        mock.patch.object(microgpt.sys, 'argv', [argv0]), \
+                        mock.patch.dict(microgpt.sys.modules, modules, clear=True), \
+                        mock.patch.dict(os.environ, {}, clear=False) as env, \
+                        mock.patch.object(microgpt.os, 'execve') as execve:
+                    env.pop('PYPY_GC_NURSERY', None)
+                    microgpt.restart_with_a_small_pypy_nursery()
+                self.assertEqual(execve.called, restarts)
+
+    def test_the_validation_loss_is_the_mean_over_the_validation_documents_evaluated(self):
+        # on a file of 40 names, 4 held out: --eval_docs 300 evaluates those 4, and the
+        # printed loss is their mean loss (not the training documents', not / 300)
+        path = self.write('names40.txt', '\n'.join(microgpt.read_input(
+            os.path.join(ROOT, 'names.txt'))[:40]).encode())
+        ck = os.path.join(self.tmp.name, 'ck.json')
+        status, out = self.in_process('--input', path, '--num_steps', 2, '--eval_docs', 300,
+                                      '--num_samples', 0, '--save', ck)
+        self.assertEqual(status, 0)
+        printed = float(re.findall(r'val loss (\d\.\d{4}) \(4 docs\)', out)[-1])
+        model = microgpt.load_checkpoint(ck)
+        _, val_docs = microgpt.split_docs(microgpt.read_input(path), 0.1, random.Random(42))
+        losses = [microgpt.doc_loss(model.tokenizer.encode_doc(d), model.state_dict, model.config).data
+                  for d in val_docs]
+        self.assertEqual(len(val_docs), 4)
+        self.assertAlmostEqual(printed, sum(losses) / 4, places=4)
+
+    def test_the_loss_curve_draws_the_running_mean_not_the_last_loss(self):
+        history = {'train': [3.0] * 99 + [0.0], 'val': []}       # the last tenth's mean: 2.7
+        lines = microgpt.loss_curve(history, width=10, height=4).splitlines()
+        self.assertEqual(lines[4].split('|')[0].strip(), '2.70')  # the lowest row, not 0.00
+
+    def test_the_bench_reports_the_median_of_its_steps(self):
+        watch = mock.Mock(history={'ms': [9.0, 1.0, 5.0, 2.0, 7.0]}, graphs=[(10, 20)])
+        watch.args.batch_size = 1
+        report = microgpt.bench_report(watch, microgpt.GPTConfig(28, 16, 4, 1, 16))
+        self.assertIn('ms per step: median 5.00 (min 1.00, max 9.00)', report)
+
+    def test_out_of_memory_is_one_line_and_status_2(self):
+        err = io.StringIO()
+        with mock.patch.object(microgpt, 'run', side_effect=MemoryError), \
+                mock.patch.object(microgpt.sys, 'stderr', err), \
+                mock.patch.dict(microgpt.sys.modules, {'ipykernel': None}):
+            sys.modules.pop('ipykernel', None)
+            with self.assertRaises(SystemExit) as stop:
+                microgpt.main(['--num_steps', '1'])
+        self.assertEqual(stop.exception.code, 2)
+        self.assertEqual(err.getvalue(), 'error: out of memory; try a smaller model, --batch_size '
+                                         'or input file\n')
+
 
 if __name__ == '__main__':
     unittest.main()

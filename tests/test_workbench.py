@@ -397,6 +397,143 @@ class TestNothingLost(unittest.TestCase):
             self.assertEqual(f.read(), 'yesterday\n')
 
 
+
+class TestNothingLostSecondRound(unittest.TestCase):
+    """What a second adversarial run broke: a save replaced files that were not
+    checkpoints, a trailing slash wrote elsewhere, a late save failure threw the run
+    away, a killed save left litter, a resumed run re-read documents."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.path = os.path.join(self.tmp.name, 'good.json')
+
+    def run_ok(self, *args):
+        result = run_cli(*args)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result
+
+    def test_save_replaces_only_a_microgpt_checkpoint(self):
+        # (`--save microgpt.py` replaced the script with JSON; the same with README.md)
+        for name, text in (('script.py', 'print("hello")\n'), ('notes.md', '# notes\n'),
+                           ('data.json', '{"format": "something else"}')):
+            with self.subTest(name=name):
+                target = os.path.join(self.tmp.name, name)
+                with open(target, 'w') as f:
+                    f.write(text)
+                result = run_cli('--num_steps', 0, '--num_samples', 0, '--save', target)
+                self.assertEqual(result.returncode, 2)
+                self.assertEqual(result.stderr.splitlines(),
+                                 [f"error: --save {target!r} exists and is not a microgpt "
+                                  f"checkpoint; refusing to replace it: remove it first, or save "
+                                  f"elsewhere"])
+                with open(target) as f:
+                    self.assertEqual(f.read(), text)
+        self.run_ok('--num_steps', 1, '--eval_docs', 0, '--num_samples', 0, '--save', self.path)
+        self.run_ok('--load', self.path, '--num_steps', 1, '--eval_docs', 0, '--num_samples', 0,
+                    '--save', self.path)                           # a checkpoint: replaced
+        self.assertEqual(microgpt.load_checkpoint(self.path).adam.t, 2)
+        empty = os.path.join(self.tmp.name, 'empty.json')          # (mktemp's empty file)
+        open(empty, 'w').close()
+        self.run_ok('--num_steps', 0, '--num_samples', 0, '--save', empty)
+
+    def test_a_save_path_ending_in_a_slash_is_refused(self):
+        victim = os.path.join(self.tmp.name, 'victim.txt')
+        with open(victim, 'w') as f:
+            f.write('keep me')
+        for path in (os.path.join(self.tmp.name, 'outdir') + os.sep, victim + os.sep):
+            with self.subTest(path=path):
+                result = run_cli('--num_steps', 1, '--num_samples', 0, '--save', path)
+                self.assertEqual(result.returncode, 2)
+                self.assertIn('give the file name to save to', result.stderr)
+        with open(victim) as f:
+            self.assertEqual(f.read(), 'keep me')
+        self.assertEqual(sorted(os.listdir(self.tmp.name)), ['victim.txt'])
+
+    @unittest.skipUnless(os.name == 'posix', 'needs POSIX owners')
+    def test_save_is_checked_as_this_user_will_act(self):
+        # in a shared (sticky) folder, another user's file cannot be replaced: root's
+        # reasoning passed it, and the save failed after training
+        config = microgpt.GPTConfig(28, 16, 4, 1, 16)
+        shared = os.path.join(self.tmp.name, 'shared')
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        theirs = os.path.join(shared, 'theirs.json')
+        self.run_ok('--num_steps', 0, '--num_samples', 0, '--save', theirs)
+        with mock.patch.object(microgpt.os, 'geteuid', return_value=os.stat(theirs).st_uid + 4321):
+            with self.assertRaisesRegex(microgpt.InputError, 'belongs to another user'):
+                microgpt.check_save_path(theirs, os.path.join(ROOT, 'names.txt'), config)
+        # and room for the new copy beside the old: twice a checkpoint for a new file
+        size = microgpt.checkpoint_bytes(config)
+        with mock.patch.object(microgpt.shutil, 'disk_usage',
+                               return_value=mock.Mock(free=int(1.5 * size))):
+            with self.assertRaisesRegex(microgpt.InputError, 'a new one is written beside the old'):
+                microgpt.check_save_path(self.path, os.path.join(ROOT, 'names.txt'), config)
+
+    def test_a_save_killed_outright_leaves_litter_the_next_save_clears(self):
+        self.run_ok('--num_steps', 1, '--eval_docs', 0, '--num_samples', 0, '--save', self.path)
+        dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                              capture_output=True, text=True).stdout.strip()   # (gone by now)
+        stale = os.path.join(self.tmp.name, f'good.json.{dead}.abcd1234.tmp')
+        running = os.path.join(self.tmp.name, 'good.json.1.efgh5678.tmp')      # (init: alive)
+        other = os.path.join(self.tmp.name, 'other.json.99999999.abcd1234.tmp')
+        for name in (stale, running, other):
+            with open(name, 'w') as f:
+                f.write('{"format": "microgpt checkpoint 1", "half": ')
+        self.run_ok('--load', self.path, '--num_steps', 1, '--eval_docs', 0, '--num_samples', 0,
+                    '--save', self.path)
+        self.assertEqual(sorted(os.listdir(self.tmp.name)),
+                         sorted(['good.json', os.path.basename(running), os.path.basename(other)]))
+
+    def test_a_resumed_run_reads_on_whatever_its_batch_size(self):
+        # 10 steps of 4 documents, then 5 steps of 1: the second run trains on documents
+        # 40-44, not 10-14 again (the place in the data was steps x the new batch size)
+        more = os.path.join(self.tmp.name, 'more.json')
+        shared = ('--eval_docs', 0, '--num_samples', 0)
+        self.run_ok('--num_steps', 10, '--batch_size', 4, '--save', self.path, *shared)
+        self.run_ok('--load', self.path, '--num_steps', 5, '--batch_size', 1, '--warmup_steps', 0,
+                    '--save', more, *shared)
+        model = microgpt.load_checkpoint(self.path)
+        train_docs, _ = microgpt.split_docs(microgpt.read_input(os.path.join(ROOT, 'names.txt')),
+                                            0.1, random.Random(42))
+        for step in range(5):
+            microgpt.train_step(model, [train_docs[40 + step]], microgpt.lr_at(step, 5, 0.01, 0))
+        want = microgpt.load_checkpoint(more)
+        self.assertEqual([p.data for p in model.adam.params], [p.data for p in want.adam.params])
+        with open(more) as f:
+            self.assertEqual(json.load(f)['docs_seen'], 45)
+
+    def test_save_every_saves_after_steps_n_2n_and_the_last(self):
+        saved = []
+        args = microgpt.parse_args(['--num_steps', '7', '--save_every', '3', '--eval_docs', '0',
+                                    '--num_samples', '0', '--save', self.path])
+        with mock.patch.object(microgpt, 'save_checkpoint',
+                               lambda path, model, docs_seen=None: saved.append(model.adam.t)), \
+                contextlib.redirect_stdout(io.StringIO()):
+            microgpt.run(args)
+        self.assertEqual(saved, [3, 6, 7])
+
+    @unittest.skipUnless(os.name == 'posix', 'needs POSIX signals')
+    def test_sigterm_outside_training_stops_cleanly(self):
+        # a SIGTERM during the final save of `--num_steps 0 --save X` (no training to stop
+        # after): the process ends with 143, the old checkpoint intact, no temporary file
+        self.run_ok('--num_steps', 1, '--eval_docs', 0, '--num_samples', 0, '--save', self.path)
+        with open(self.path, 'rb') as f:
+            good = f.read()
+        code = ('import os, signal, sys; sys.argv = [sys.argv[0]] + sys.argv[1:]\n'
+                'import microgpt\n'
+                'microgpt.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGTERM)\n'
+                'microgpt.entry_point()\n')
+        result = subprocess.run([sys.executable, '-c', code, '--load', self.path, '--num_steps', '0',
+                                 '--num_samples', '0', '--save', self.path], capture_output=True,
+                                text=True, cwd=ROOT, timeout=120)
+        self.assertEqual(result.returncode, 143, result.stderr)
+        self.assertNotIn('Traceback', result.stderr)
+        with open(self.path, 'rb') as f:
+            self.assertEqual(f.read(), good)
+        self.assertEqual(os.listdir(self.tmp.name), ['good.json'])
+
+
 def read_until(stream, pattern, timeout):
     """Read lines from stream until one matches pattern; return all read."""
     deadline = time.monotonic() + timeout
