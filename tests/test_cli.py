@@ -362,7 +362,8 @@ class TestMemoryAndHangs(unittest.TestCase):
         self.assertIn('GB of memory', result.stderr)
 
 
-class TestRightResults(unittest.TestCase):
+class WithFiles:
+    """A temporary folder for a test's files, and write() to make one."""
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -373,6 +374,9 @@ class TestRightResults(unittest.TestCase):
         with open(path, 'wb') as f:
             f.write(data)
         return path
+
+
+class TestRightResults(WithFiles, unittest.TestCase):
 
     def test_a_byte_order_mark_is_not_part_of_the_first_document(self):
         path = self.write('bom.txt', '\ufeffanna\nbob\n'.encode('utf-8'))
@@ -424,19 +428,9 @@ class TestRightResults(unittest.TestCase):
         self.assertNotIn('\x07', result.stdout)
 
 
-class TestSecondRound(unittest.TestCase):
+class TestSecondRound(WithFiles, unittest.TestCase):
     """What a second adversarial run found: wrong results, tracebacks, estimates that
     refused what fits or let through what does not, unclear messages."""
-
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(self.tmp.cleanup)
-
-    def write(self, name, data):
-        path = os.path.join(self.tmp.name, name)
-        with open(path, 'wb') as f:
-            f.write(data)
-        return path
 
     def in_process(self, *argv):
         """run() of the command line, here: (its exit status, what it printed)."""

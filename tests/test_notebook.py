@@ -2,6 +2,7 @@
 Skipped without nbclient, nbformat and ipykernel."""
 import os
 import re
+import subprocess
 import unittest
 
 import microgpt
@@ -21,7 +22,8 @@ def run_notebook(*cells, timeout=600):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nbclient.NotebookClient(nb, timeout=timeout, kernel_name='python3', allow_errors=True,
-                            resources={'metadata': {'path': ROOT}}).execute()
+                            resources={'metadata': {'path': ROOT}},
+                            kernel_kwargs={'stderr': subprocess.DEVNULL}).execute()   # (quiet)
     texts = []
     for cell in nb.cells:
         out = ''

@@ -64,15 +64,41 @@ class TestReadme(unittest.TestCase):
         for number, code in quoted:
             self.assertIn(code, self.lines[int(number) - 1], f'line {number} is not `{code}`')
 
+    def test_the_path_through_part_one_stops_at_its_sections(self):
+        # "lines 54-163" in the path: line 54 is a section's heading, and the range ends
+        # where the next section's separator starts
+        found = headings(self.lines)
+        starts = set(found.values())
+        stops = re.findall(r'^\| [^|]+ \| lines (\d+)-(\d+):', self.readme, re.M)
+        self.assertGreaterEqual(len(stops), 7)
+        for start, end in stops:
+            with self.subTest(lines=f'{start}-{end}'):
+                self.assertIn(int(start), starts)
+                after = self.lines[int(end):int(end) + 3]
+                self.assertTrue(any(line.startswith('# ---') or line.startswith('# Part II')
+                                    for line in after), after)
+        example = re.search(r'the example of lines (\d+)-(\d+)', self.readme)
+        first, last = (self.lines[int(example.group(i)) - 1] for i in (1, 2))
+        self.assertIn('By hand, c = a*b + a^2', first)
+        self.assertIn('b.grad = 2', last)
+
+    def test_the_pytorch_page_is_the_model_the_parity_test_checks(self):
+        shown = re.search(r'## From microgpt to a real GPT.*?```python\n(.*?)```', self.readme,
+                          re.S).group(1)
+        source = read('tests/test_torch_parity.py')
+        tested = re.search(r'^(def torch_logits\(.*?)\n\n\n', source, re.S | re.M).group(1)
+        self.assertEqual(shown.strip(), tested.strip())
+
     def test_every_flag_is_in_the_flags_table_with_its_default(self):
         flags = re.findall(r"^    flag\('(--\w+)'", read('microgpt.py'), re.M)
         self.assertGreater(len(flags), 15)
-        self.assertEqual(set(flags), {'--' + name for name in vars(microgpt.parse_args([]))})
+        self.assertEqual(set(flags), {'--' + name for name in vars(microgpt.parse_args([]))} - {'--given'})
         for flag in flags:
             self.assertTrue(re.search(rf'\| `{flag}[ `]', self.readme), f'{flag} is not in the table')
         defaults = dict(vars(microgpt.parse_args([])), **microgpt.DEFAULTS)   # (shape: not None)
         for name, default in defaults.items():
-            if name not in ('input', 'prompt', 'save', 'load', 'show_attention', 'bench'):
+            if name not in ('input', 'prompt', 'save', 'load', 'show_attention', 'bench', 'given',
+                            'show_backward', 'gradcheck', 'show_gradients', 'show_embeddings'):
                 row = re.search(rf'^\| `--{name}` \| ([^|]+) \|', self.readme, re.M)
                 self.assertTrue(row, f'--{name} has no row')
                 self.assertEqual(row.group(1).split()[0], f'{default:g}' if isinstance(default, float)

@@ -25,19 +25,20 @@ def torch_logits(W, tokens, n_head, n_layer):
     T = len(tokens)
     n_embd = W['wte'].shape[1]
     head_dim = n_embd // n_head
-    norm = lambda x: F.rms_norm(x, (n_embd,), eps=1e-5)                  # no learned gain
+    norm = lambda x: F.rms_norm(x, (n_embd,), eps=1e-5)          # rmsnorm(): no learned gain
 
-    def heads(t):                                                         # (T, C) -> (H, T, head_dim)
+    def heads(t):                                  # (T, n_embd) -> (n_head, T, head_dim)
         return t.view(T, n_head, head_dim).transpose(0, 1)
 
-    x = W['wte'][tokens] + W['wpe'][:T]
+    x = W['wte'][tokens] + W['wpe'][:T]            # every position's x, at once
     for i in range(n_layer):
         h = norm(x)
         q, k, v = (heads(h @ W[f'layer{i}.attn_{n}'].T) for n in ('wq', 'wk', 'wv'))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)       # softmax(q k^T / sqrt(d)) v
+        # softmax(q . k / sqrt(head_dim)) weighs the values; is_causal hides the future
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + y.transpose(0, 1).reshape(T, n_embd) @ W[f'layer{i}.attn_wo'].T
         x = x + F.relu(norm(x) @ W[f'layer{i}.mlp_fc1'].T) ** 2 @ W[f'layer{i}.mlp_fc2'].T
-    return norm(x) @ W['wte'].T                                           # weight tying
+    return norm(x) @ W['wte'].T                    # weight tying: wte scores the outputs
 
 
 def new_model(n_layer, n_embd, n_head, block_size, seed):
