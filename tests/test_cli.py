@@ -555,7 +555,9 @@ class TestSecondRound(WithFiles, unittest.TestCase):
                    'a string weight': dict(ck, state_dict=dict(ck['state_dict'], wpe=[['x'] * 16] * 16)),
                    'no step': {k: v for k, v in ck.items() if k != 'step'},
                    'docs_seen negative': dict(ck, docs_seen=-3),
-                   'a list': [ck]}
+                   'a list': [ck], 'a number': 7, 'null': None, 'a string': 'format',
+                   'rows that are numbers': dict(ck, state_dict=dict(ck['state_dict'],
+                                                                     wte=[1] * 28))}
         for name, value in damaged.items():
             with self.subTest(damage=name):
                 with open(path, 'w') as f:
@@ -623,7 +625,7 @@ class TestSecondRound(WithFiles, unittest.TestCase):
         self.assertEqual(lines[4].split('|')[0].strip(), '2.70')  # the lowest row, not 0.00
 
     def test_the_bench_reports_the_median_of_its_steps(self):
-        watch = mock.Mock(history={'ms': [9.0, 1.0, 5.0, 2.0, 7.0]}, graphs=[(10, 20)])
+        watch = mock.Mock(history={'ms': [9.0, 1.0, 2.0, 5.0, 7.0]}, graphs=[(10, 20)])
         watch.args.batch_size = 1
         report = microgpt.bench_report(watch, microgpt.GPTConfig(28, 16, 4, 1, 16))
         self.assertIn('ms per step: median 5.00 (min 1.00, max 9.00)', report)

@@ -86,6 +86,15 @@ def steered_model(eos_logit, vocab_size=5, n_embd=4, block_size=6):
     return sd, config
 
 
+class TestExperiments(unittest.TestCase):
+
+    def test_the_experiments_model_with_every_idea_kept_is_part_ones_gpt(self):
+        # tests/experiments.py takes ideas away in a variant of gpt() built from Part I's
+        # functions; with every idea kept it must compute gpt()'s numbers exactly
+        from tests import experiments
+        self.assertEqual(experiments.check(), 'variant_gpt with every idea kept is gpt(), exactly')
+
+
 class TestSampling(unittest.TestCase):
     tokenizer = microgpt.Tokenizer('abc')
 

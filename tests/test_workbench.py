@@ -514,6 +514,25 @@ class TestNothingLostSecondRound(unittest.TestCase):
         self.assertEqual(saved, [3, 6, 7])
 
     @unittest.skipUnless(os.name == 'posix', 'needs POSIX signals')
+    def test_sigterm_before_training_stops_cleanly(self):
+        # a SIGTERM while the input is read (before training and its handler): 143, one
+        # quiet exit, as Ctrl-C's 130, not Python's default death by the signal
+        code = ('import os, signal, sys\n'
+                'import microgpt\n'
+                'real = microgpt.read_input\n'
+                'def read_then_term(path):\n'
+                '    docs = real(path)\n'
+                '    os.kill(os.getpid(), signal.SIGTERM)\n'
+                '    return docs\n'
+                'microgpt.read_input = read_then_term\n'
+                'microgpt.entry_point()\n')
+        result = subprocess.run([sys.executable, '-c', code, '--num_steps', '5'],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120)
+        self.assertEqual(result.returncode, 143, result.stderr)
+        self.assertNotIn('Traceback', result.stderr)
+        self.assertNotIn('| loss', result.stdout)
+
+    @unittest.skipUnless(os.name == 'posix', 'needs POSIX signals')
     def test_sigterm_outside_training_stops_cleanly(self):
         # a SIGTERM during the final save of `--num_steps 0 --save X` (no training to stop
         # after): the process ends with 143, the old checkpoint intact, no temporary file
@@ -698,6 +717,30 @@ class TestSeeInside(unittest.TestCase):
                 for row in heads:
                     self.assertEqual(len(row), pos + 1)     # causal: only positions so far
                     self.assertAlmostEqual(sum(row), 1.0, places=12)
+
+    def test_each_layers_weights_are_that_layers(self):
+        # two layers: scaling layer 1's queries changes layer 1's weights, never layer 0's
+        config = microgpt.GPTConfig(6, 8, 4, 2, 8)
+        sd = microgpt.init_state_dict(config, seed=1)
+        model = microgpt.Model(config, microgpt.Tokenizer('abcd'), sd, microgpt.Adam(microgpt.parameters(sd)))
+        before = microgpt.attention_weights(model, 'abca')
+        for row in sd['layer1.attn_wq']:
+            for p in row:
+                p.data *= 3.0
+        after = microgpt.attention_weights(model, 'abca')
+        for pos in range(1, 5):
+            self.assertEqual(after[pos][0], before[pos][0])
+            self.assertNotEqual(after[pos][1], before[pos][1])
+        # and head h of a layer is the head of numbers h * head_dim to (h + 1) * head_dim:
+        # zeroing head 2's slice of layer 0's queries makes that head, and no other, uniform
+        for p in sd['layer0.attn_wq'][4]:
+            p.data = 0.0
+        for p in sd['layer0.attn_wq'][5]:
+            p.data = 0.0
+        flat = microgpt.attention_weights(model, 'abca')
+        for pos in range(1, 5):
+            self.assertTrue(all(abs(w - 1 / (pos + 1)) < 1e-12 for w in flat[pos][0][2]))
+            self.assertFalse(all(abs(w - 1 / (pos + 1)) < 1e-12 for w in flat[pos][0][1]))
 
     def test_show_attention_draws_a_map_per_layer_and_head(self):
         result = run_cli('--num_steps', 20, '--eval_docs', 0, '--num_samples', 0, '--n_layer', 2,
