@@ -520,7 +520,8 @@ def parse_args(argv):
     flag('--save_every', 'steps between checkpoints (0: only at the end)', '100', type=int)
     flag('--load', 'start from this checkpoint: weights, vocabulary, Adam state', metavar='PATH')
     flag('--bench', 'time the training steps; no sampling', action='store_true')
-    group = p.add_argument_group('views inside (after training; --num_steps 0: none)')
+    group = p.add_argument_group('views inside (after training; of a checkpoint alone: '
+                                 '--load PATH --num_steps 0)')
     flag('--show_backward', 'show backward() node by node, on EXPR (e.g. "a = 2; b = -3; '
          'c = a*b + a**2") or, without EXPR, on three examples; then stop', nargs='?',
          const='', metavar='EXPR')

@@ -268,7 +268,8 @@ EXPERIMENTS = {
     'scaling': dict(
         question='Scale: bigger models, the same 1500 steps of 4 names',
         base=dict(NAMES_BASE, num_steps=1500),
-        settings=[(f'n_embd {e}, n_layer {n}', dict(n_embd=e, n_layer=n, n_head=4))
+        settings=[(f'n_embd {e}, n_layer {n}: {microgpt.parameter_count(microgpt.GPTConfig(28, e, 4, n, 16)):,}',
+                   dict(n_embd=e, n_layer=n, n_head=4))
                   for e, n in ((8, 1), (16, 1), (16, 2), (32, 1), (32, 2))],
         seeds=[1]),
 }
@@ -348,7 +349,7 @@ def report(name, results, seeds, seconds):
             curves.append((mark, average_curve([[(st, v) for st, _, v, _ in r['evals']] for r in runs])))
             curves.append((mark.upper(), average_curve([[(st, t) for st, t, _, _ in r['evals']]
                                                          for r in runs])))
-        elif all(len(r['train']) == s['num_steps'] for r in runs):
+        elif all(len(r['train']) == dict(e['base'], **s)['num_steps'] for r in runs):
             curves.append((mark, average_curve([smoothed(r['train']) for r in runs])))
     base = dict(e['base'])
     print(f'(mean ± half the range over seeds {", ".join(map(str, seeds))}; losses on 300 '
