@@ -320,9 +320,9 @@ class TestMemoryAndHangs(unittest.TestCase):
         # tracemalloc's peak over one training step (the model built first): the estimate
         # must be above it, and not by much, or runs that fit would be refused
         import gc
+        if sys.implementation.name != 'cpython' or sys.version_info < (3, 9):
+            self.skipTest("tracemalloc measures CPython's memory; reset_peak() needs 3.9")
         import tracemalloc
-        if sys.implementation.name != 'cpython':
-            self.skipTest("tracemalloc measures CPython's memory")
         for shape, batch_size in (((28, 16, 4, 1, 16), 4), ((28, 48, 4, 2, 16), 1)):
             config = microgpt.GPTConfig(*shape)
             tokenizer = microgpt.Tokenizer('abcdefghijklmnopqrstuvwxyz')

@@ -21,15 +21,16 @@ def without_timings(stdout):
 
 class TestTraining(unittest.TestCase):
 
-    def test_300_steps_on_names_drive_the_validation_loss_down(self):
-        result = run_cli('--num_steps', 300, '--eval_every', 300, '--num_samples', 0)
+    def test_100_steps_on_names_drive_the_validation_loss_down(self):
+        result = run_cli('--num_steps', 100, '--eval_every', 100, '--num_samples', 0)
         self.assertEqual(result.returncode, 0, result.stderr)
         start, end = val_losses(result.stdout)
         # ln(28) = 3.33 is a uniform guess, and 2.82 the best guess from letter counts alone
-        # (no context): after 300 steps the model must clearly beat both (it reaches ~2.42)
+        # (no context): after 100 steps the model must clearly beat both (it reaches 2.57;
+        # 300 steps, as in README's example, reach 2.42)
         self.assertGreater(start, 3.0)
-        self.assertLess(end, 2.6, result.stdout[-2000:])
-        self.assertIn('step 300/300 | loss', result.stdout)
+        self.assertLess(end, 2.7, result.stdout[-2000:])
+        self.assertIn('step 100/100 | loss', result.stdout)
 
     def test_the_same_seed_gives_the_same_losses_and_samples_in_two_processes(self):
         args = ('--num_steps', 25, '--eval_every', 10, '--eval_docs', 20, '--num_samples', 5)

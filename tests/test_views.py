@@ -191,7 +191,7 @@ class TestWhatTheModelLearned(unittest.TestCase):
         self.assertEqual(roles[0, 1][0], 'spread out')
 
     def test_show_attention_labels_each_head_from_the_validation_names(self):
-        result = run_cli('--num_steps', 60, '--eval_docs', 0, '--num_samples', 0, '--n_layer', 2,
+        result = run_cli('--num_steps', 10, '--eval_docs', 0, '--num_samples', 0, '--n_layer', 2,
                          '--show_attention', 'emma')
         self.assertEqual(result.returncode, 0, result.stderr)
         labels = re.findall(r'^layer (\d) head (\d): (.+?) \((\d+)%.*over 200 validation documents',

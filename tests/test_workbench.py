@@ -184,12 +184,12 @@ class TestNothingLost(unittest.TestCase):
                 self.assertEqual(os.listdir(self.tmp.name), ['good.json'])
 
     def test_a_finite_explosion_is_reported(self):
-        result = run_cli('--learning_rate', 30, '--num_steps', 60, '--eval_docs', 5, '--num_samples', 1)
+        result = run_cli('--learning_rate', 30, '--num_steps', 20, '--eval_docs', 5, '--num_samples', 1)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertRegex(result.stderr, r'^warning: training diverged: the loss ended at [\d.]+, worse '
                                         r'than at its start \([\d.]+\) and than a uniform guess '
                                         r'\(3\.33\); try a smaller --learning_rate')
-        healthy = run_cli('--num_steps', 60, '--eval_docs', 5, '--num_samples', 1)
+        healthy = run_cli('--num_steps', 20, '--eval_docs', 5, '--num_samples', 1)
         self.assertEqual(healthy.stderr, '')
 
     def test_save_refuses_what_is_not_a_checkpoint_before_training(self):
