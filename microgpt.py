@@ -52,12 +52,12 @@ class Tokenizer:
 
 # --------------------------------------------------------------------------------------
 # 3. Autograd
-# Training needs the derivative of one number, the loss (how wrong the predictions
-# are, section 5), with respect to every parameter. So every number is a Value that
-# remembers the Values it was computed from, its inputs (its "children": the graph is
-# drawn with the loss on top) and the derivative of itself with respect to each (its
-# local gradients), known when it is computed. backward() applies the chain rule from
-# the loss down, node by node, newest first: each node adds local_grad * node.grad
+# Training needs the derivative of one number, the loss (how wrong the predictions are,
+# section 5), with respect to every parameter. So each number the loss is made of is a
+# Value that remembers the Values it was computed from, its inputs (its "children": the
+# graph is drawn with the loss on top) and the derivative of itself with respect to
+# each (its local gradients), known when it is computed. backward() applies the chain
+# rule from the loss down, newest node first: each node adds local_grad * node.grad
 # into each child's grad. A child used by two nodes gets the sum of both (the chain
 # rule for a variable on two paths). By hand, c = a*b + a^2 at a = 2, b = -3:
 #   d = a * b = -6;  e = a ** 2 = 4;  c = d + e = -2.  c.grad = 1; then, newest first:
@@ -90,11 +90,11 @@ class Value:
         return Value(self.data * other, (self,), (other,), '*')
 
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
-        slope = k * self.data ** (k - 1) if k else 0.0   # (0 ** -1 would be 1/0)
+        slope = k * self.data ** (k - 1) if k else 0.0   # (k = 0: a ** -1 could be 1/0)
         return Value(self.data ** k, (self,), (slope,), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (the model
-    # has log and relu in fused forms, section 5; Part II's calculator has these)
+    # has log and relu inside one-node ops, section 5; they are here for you to try)
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -255,7 +255,7 @@ def attention(x, keys, values, sd, i, config, weights_seen=None):
         v_h = [v[h:h + head_dim] for v in values]
         # q . k sums head_dim products: it spreads ~sqrt(head_dim). Divided: scores ~1
         weights = softmax([dot(q_h, k_s) / math.sqrt(head_dim) for k_s in k_h])
-        # number j of sum_s weights_s * v_s: the weights dotted with each v_s's number j
+        # element j of sum_s weights_s * v_s: the weights dotted with each v_s's j-th
         out += [dot(weights, [v_s[j] for v_s in v_h]) for j in range(head_dim)]
         if weights_seen is not None: weights_seen.append([w.data for w in weights])
     return linear(out, sd[f'layer{i}.attn_wo'])
@@ -346,7 +346,7 @@ class Adam:
 
 def lr_at(step, num_steps, learning_rate, warmup_steps):
     """The learning rate of step (from 0): a linear warmup (Adam's first m and v rest on
-    a gradient or two, too few to trust: keep those steps small), then a decay to 0."""
+    a gradient or two, too few to trust: small steps first), then a linear decay."""
     if step < warmup_steps: return learning_rate * ((step + 1) / warmup_steps)
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
