@@ -41,7 +41,8 @@ SEEDS = [1, 2, 3]
 
 def names(seed, shuffled=False):
     """(train, val) names, split as the command line splits them with this seed; shuffled:
-    each name's letters in a random order (train and val), the letters kept, the order lost."""
+    each training name's letters in a random order (the letters kept, the order lost); the
+    validation names stay real, so the loss says what a model without order does on names."""
     with open(NAMES, encoding='utf-8') as f:
         docs = microgpt.load_docs(f.read())
     train, val = microgpt.split_docs(docs, 0.1, random.Random(seed))
@@ -311,10 +312,15 @@ def spread(xs):
     return (max(xs) - min(xs)) / 2 if all(map(math.isfinite, xs)) else math.inf
 
 
+def number(x, width, digits):
+    """x in width characters: a loss that blew up (1000 or more) in powers of ten."""
+    return f'{x:{width}.{digits}f}' if abs(x) < 1000 else f'{x:{width}.1e}'
+
+
 def mean_spread(xs, width=5, digits=3):
     if not all(map(math.isfinite, xs)):
         return f'{"diverged " + str(sum(not math.isfinite(x) for x in xs)) + "/" + str(len(xs)):>{2 * width + 6}}'
-    return f'{statistics.mean(xs):{width + 2}.{digits}f} ± {spread(xs):{width}.{digits}f}'
+    return f'{number(statistics.mean(xs), width + 2, digits)} ± {number(spread(xs), width, digits)}'
 
 
 def report(name, results, seeds, seconds):
@@ -333,7 +339,7 @@ def report(name, results, seeds, seconds):
         val = [r['evals'][-1][2] for r in runs]
         train = [r['evals'][-1][1] for r in runs]
         gap = statistics.mean(val) - statistics.mean(train) if all(map(math.isfinite, val + train)) else math.inf
-        line = f'{mark}) {label:27} {mean_spread(val)}  {mean_spread(train)} {gap:7.3f}'
+        line = f'{mark}) {label:27} {mean_spread(val)}  {mean_spread(train)} {number(gap, 7, 3)}'
         if looks:
             line += ' ' + mean_spread([r['evals'][-1][3] for r in runs])
         if threshold:
@@ -342,7 +348,7 @@ def report(name, results, seeds, seconds):
                      else f'{"not all":>14}')
         if early:
             peaks = [max(loss for _, loss in smoothed(r['train'][:early], early // 5)) for r in runs]
-            line += f'{statistics.mean(peaks):11.2f} ± {spread(peaks):5.2f}' if all(
+            line += f'{number(statistics.mean(peaks), 11, 2)} ± {number(spread(peaks), 5, 2)}' if all(
                 map(math.isfinite, peaks)) else f'{"inf":>19}'
         print(line + f' {statistics.mean(r["seconds"] for r in runs):6.1f}')
         if e.get('chart') == 'evals':
@@ -395,8 +401,8 @@ def check():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('experiment', choices=['heads', 'warmup', 'weight_decay', 'ideas', 'scaling',
-                                           'all', 'check'])
+    p.add_argument('experiment', choices=list(EXPERIMENTS) + ['all', 'check'],
+                   help='one of the five, or a part of one (copy, warmup_deep, ...), with what follows it')
     p.add_argument('--processes', type=int, default=os.cpu_count())
     p.add_argument('--seeds', type=int, nargs='+', help='(default 1 2 3; scaling: 1)')
     args = p.parse_args()
