@@ -240,15 +240,14 @@ EXPERIMENTS = {
                   (SHUFFLED[0], dict(data='shuffled', learning_rate=0.01, warmup_steps=100))],
         early=100, then='warmup_deep'),
     'warmup_deep': dict(
-        question='Where warmup decides: 4 layers, at the edge of the learning rate',
+        question='Where warmup decides: 4 layers, at the edge of the learning rate (no norm: '
+                 'without rmsnorm)',
         base=dict(data='names', n_layer=4, num_steps=500, batch_size=4),
         settings=[('lr 0.3, warmup 0', dict(learning_rate=0.3, warmup_steps=0)),
-                  ('lr 0.3, warmup 100', dict(learning_rate=0.3, warmup_steps=100)),
-                  ('no rmsnorm, lr 0.03, warmup 0', dict(learning_rate=0.03, warmup_steps=0,
-                                                         norm=False)),
-                  ('no rmsnorm, lr 0.03, warmup 100', dict(learning_rate=0.03, warmup_steps=100,
-                                                           norm=False))],
-        early=100),
+                  ('lr 0.3, warmup 100', dict(learning_rate=0.3, warmup_steps=100))] + [
+                  (f'no norm, lr 0.03, warmup {w}', dict(learning_rate=0.03, warmup_steps=w,
+                                                           norm=False)) for w in (0, 25, 100)],
+        early=100, per_seed=True),
     # 3. Weight decay: a small training set, seen many times over.
     'weight_decay': dict(
         question='How does weight decay stop overfitting? (300 training names, 20 passes)',
@@ -276,16 +275,20 @@ EXPERIMENTS = {
 }
 
 
-def chart(curves, width=60, height=12, title=''):
-    """Loss curves on one chart of characters: curves is [(mark, [(step, loss), ...])]."""
-    points = [(step, loss) for _, curve in curves for step, loss in curve if math.isfinite(loss)]
+def chart(curves, width=60, height=12, title='', top=20.0):
+    """Loss curves on one chart of characters: curves is [(mark, [(step, loss), ...])];
+    a loss above top (a run blowing up) is drawn on the top line."""
+    points = [(step, min(loss, top)) for _, curve in curves for step, loss in curve
+              if math.isfinite(loss)]
     last = max(step for step, _ in points)
     lo, hi = min(loss for _, loss in points), max(loss for _, loss in points)
+    if hi == top:
+        title += f'\n(a loss above {top:g} is drawn on the top line)'
     grid = [[' '] * width for _ in range(height)]
     for mark, curve in curves:
         for step, loss in curve:
             if math.isfinite(loss):
-                row = round((hi - loss) / (hi - lo or 1.0) * (height - 1))
+                row = round((hi - min(loss, top)) / (hi - lo or 1.0) * (height - 1))
                 grid[row][min(width - 1, step * width // (last + 1))] = mark
     lines = [title] + [f'{hi - r * (hi - lo) / (height - 1):6.2f} |' + ''.join(row)
                        for r, row in enumerate(grid)]
@@ -357,6 +360,10 @@ def report(name, results, seeds, seconds):
                                                          for r in runs])))
         elif all(len(r['train']) == dict(e['base'], **s)['num_steps'] for r in runs):
             curves.append((mark, average_curve([smoothed(r['train']) for r in runs])))
+    if e.get('per_seed'):
+        print('validation loss of each seed (' + ', '.join(map(str, seeds)) + '): ' + '; '.join(
+            f'{mark}) ' + ' '.join(number(r['evals'][-1][2], 1, 2).strip() for r in results[label])
+            for (label, _), mark in zip(e['settings'], marks)))
     base = dict(e['base'])
     print(f'(mean ± half the range over seeds {", ".join(map(str, seeds))}; losses on 300 '
           f'validation documents' + ('; lookups: the positions that need the lookups'
