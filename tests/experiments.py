@@ -245,7 +245,7 @@ EXPERIMENTS = {
         base=dict(data='names', n_layer=4, num_steps=500, batch_size=4),
         settings=[('lr 0.3, warmup 0', dict(learning_rate=0.3, warmup_steps=0)),
                   ('lr 0.3, warmup 100', dict(learning_rate=0.3, warmup_steps=100))] + [
-                  (f'no norm, lr 0.03, warmup {w}', dict(learning_rate=0.03, warmup_steps=w,
+                  (f'no norm, lr .03, warmup {w}', dict(learning_rate=0.03, warmup_steps=w,
                                                            norm=False)) for w in (0, 25, 100)],
         early=100, per_seed=True),
     # 3. Weight decay: a small training set, seen many times over.
