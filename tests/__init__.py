@@ -13,6 +13,15 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
+import unittest  # noqa: E402
+
+# CI runs every test on the oldest and newest CPython, on PyPy and in the venv with every
+# optional package; on the CPythons in between it sets MICROGPT_QUICK=1 and skips the
+# few tests marked @slow (whole training runs of several seconds through the command
+# line), which keeps CI within its 15 minutes. A plain `python -m unittest` runs them.
+slow = unittest.skipIf(os.environ.get('MICROGPT_QUICK'), 'slow: MICROGPT_QUICK is set')
+
+
 def run_cli(*args, timeout=300, cwd=None, **kwargs):
     """Run `python microgpt.py ARGS` in a new process; return the CompletedProcess (text)."""
     return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], capture_output=True,

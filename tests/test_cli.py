@@ -12,7 +12,7 @@ import unittest
 from unittest import mock
 
 import microgpt
-from tests import ROOT, SCRIPT, run_cli, samples_of
+from tests import ROOT, SCRIPT, run_cli, samples_of, slow
 
 
 class TestHelpAndDefaults(unittest.TestCase):
@@ -281,6 +281,7 @@ class TestMemoryAndHangs(unittest.TestCase):
             with self.subTest(args=args):
                 self.assert_refused(args, 'GB of memory')
 
+    @slow
     def test_a_vocabulary_of_every_code_point(self):
         path = os.path.join(self.tmp.name, 'every.txt')
         everything = ''.join(chr(c) for c in range(0x110000) if not 0xd800 <= c < 0xe000)
@@ -316,6 +317,7 @@ class TestMemoryAndHangs(unittest.TestCase):
                     for got, want in zip(estimate, real):
                         self.assertLess(abs(got / want - 1), 0.1, (estimate, real))
 
+    @slow
     def test_the_memory_estimate_is_close_to_a_real_steps_peak(self):
         # tracemalloc's peak over one training step (the model built first): the estimate
         # must be above it, and not by much, or runs that fit would be refused
@@ -475,6 +477,7 @@ class TestSecondRound(WithFiles, unittest.TestCase):
             with self.assertRaisesRegex(microgpt.InputError, 'without waiting; copy it to a file'):
                 microgpt.read_file(os.path.join(ROOT, 'names.txt'), 'input file', 10 ** 6)
 
+    @slow
     def test_a_warning_that_cannot_be_printed_loses_nothing_else(self):
         # a diverging but finite run, stderr a full disk: the samples are still printed
         with open(os.devnull if not os.path.exists('/dev/full') else '/dev/full', 'w') as full:

@@ -12,7 +12,7 @@ from unittest import mock
 
 import microgpt
 from microgpt import Value
-from tests import ROOT, run_cli, small_model
+from tests import ROOT, run_cli, slow, small_model
 
 
 def table_rows(table):
@@ -190,6 +190,7 @@ class TestWhatTheModelLearned(unittest.TestCase):
         self.assertEqual(roles[0, 0], ('the previous token', 1.0))
         self.assertEqual(roles[0, 1][0], 'spread out')
 
+    @slow
     def test_show_attention_labels_each_head_from_the_validation_names(self):
         result = run_cli('--num_steps', 10, '--eval_docs', 0, '--num_samples', 0, '--n_layer', 2,
                          '--show_attention', 'emma')

@@ -16,7 +16,7 @@ import unittest
 from unittest import mock
 
 import microgpt
-from tests import CITIES, ROOT, SCRIPT, run_cli, samples_of, write_cities
+from tests import CITIES, ROOT, SCRIPT, run_cli, samples_of, slow, write_cities
 
 SHORT = ('--num_steps', 20, '--eval_every', 10, '--eval_docs', 20)
 
@@ -66,6 +66,7 @@ class TestCheckpoints(unittest.TestCase):
         self.assertEqual((loaded.tokenizer.chars, loaded.config, loaded.adam.m, loaded.adam.v, loaded.adam.t),
                          (list('abcd'), config, adam.m, adam.v, 1))
 
+    @slow
     def test_training_continues_from_a_checkpoint(self):
         self.train_and_save()
         more = os.path.join(self.tmp.name, 'more.json')
@@ -91,6 +92,7 @@ class TestCheckpoints(unittest.TestCase):
         agreeing = run_cli('--load', self.path, '--n_embd', 16, '--num_steps', 0, '--num_samples', 1)
         self.assertEqual(agreeing.returncode, 0, agreeing.stderr)
 
+    @slow
     def test_a_damaged_checkpoint_is_a_one_line_error_and_stays_untouched(self):
         self.train_and_save()
         with open(self.path) as f:
@@ -183,6 +185,7 @@ class TestNothingLost(unittest.TestCase):
                 microgpt.load_checkpoint(self.path)                  # and it still loads
                 self.assertEqual(os.listdir(self.tmp.name), ['good.json'])
 
+    @slow
     def test_a_finite_explosion_is_reported(self):
         result = run_cli('--learning_rate', 30, '--num_steps', 20, '--eval_docs', 5, '--num_samples', 1)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -742,6 +745,7 @@ class TestSeeInside(unittest.TestCase):
             self.assertTrue(all(abs(w - 1 / (pos + 1)) < 1e-12 for w in flat[pos][0][2]))
             self.assertFalse(all(abs(w - 1 / (pos + 1)) < 1e-12 for w in flat[pos][0][1]))
 
+    @slow
     def test_show_attention_draws_a_map_per_layer_and_head(self):
         result = run_cli('--num_steps', 20, '--eval_docs', 0, '--num_samples', 0, '--n_layer', 2,
                          '--show_attention', 'emma')
