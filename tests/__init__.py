@@ -6,14 +6,13 @@ import random
 import re
 import subprocess
 import sys
+import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'microgpt.py')
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-
-import unittest  # noqa: E402
 
 # CI runs every test on the oldest and newest CPython, on PyPy and in the venv with every
 # optional package; on the CPythons in between it sets MICROGPT_QUICK=1 and skips the
