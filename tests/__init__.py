@@ -1,6 +1,8 @@
 """microgpt's tests: `python -m unittest` from the repository root.
 
 Shared helpers live here; the reference engine is in reference.py."""
+import contextlib
+import io
 import os
 import random
 import re
@@ -21,11 +23,20 @@ if ROOT not in sys.path:
 slow = unittest.skipIf(os.environ.get('MICROGPT_QUICK'), 'slow: MICROGPT_QUICK is set')
 
 
-def run_cli(*args, timeout=300, cwd=None, **kwargs):
+def run_cli(*args, timeout=300, cwd=None, script=SCRIPT, **kwargs):
     """Run `python microgpt.py ARGS` in a new process; return the CompletedProcess (text)."""
-    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], capture_output=True,
+    return subprocess.run([sys.executable, script] + [str(a) for a in args], capture_output=True,
                           text=True, encoding='utf-8', errors='replace', timeout=timeout,
                           cwd=cwd or ROOT, **kwargs)
+
+
+def in_process(*args):
+    """microgpt.main(ARGS) in this process: (its exit status, its stdout, its stderr)."""
+    import microgpt
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = microgpt.main([str(a) for a in args])
+    return status, out.getvalue(), err.getvalue()
 
 
 def samples_of(stdout):
@@ -82,3 +93,18 @@ CITIES = ['Αθήνα', 'Θεσσαλονίκη', 'Πάτρα', 'Ηράκλει�
 def write_cities(path):
     with open(path, 'w', encoding='utf-8') as f:
         f.write('\n'.join(CITIES) + '\n')
+
+
+# A task that needs attention, made here rather than shipped: 5 random letters of a-h,
+# a dot, the same 5 letters again (abhda.abhda). The first half cannot be predicted
+# (ln 8 = 2.08 a letter); the second can, exactly, by a head that reads 6 positions
+# back. python -c "import tests; tests.write_copy_task('copy.txt')"
+def copy_docs(n=4000, length=5, letters='abcdefgh'):
+    rng = random.Random('copy')
+    return [w + '.' + w for w in (''.join(rng.choice(letters) for _ in range(length))
+                                  for _ in range(n))]
+
+
+def write_copy_task(path):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(copy_docs()) + '\n')

@@ -5,21 +5,27 @@
     python tests/experiments.py weight_decay   # 3. how weight decay stops overfitting
     python tests/experiments.py ideas          # 4. attention, residuals, rmsnorm, taken away
     python tests/experiments.py scaling        #    and scale: bigger models, loss and minutes
-    python tests/experiments.py all            # all five (about an hour on PyPy, 2 cores)
+    python tests/experiments.py all            # all five (hours on PyPy, 2 cores)
+    python tests/experiments.py pairs --seeds 4 5   # one part, with the seeds you choose
     python tests/experiments.py check          # the variant model, all ideas kept, is gpt()
 
-Each trains microgpt's model, built from Part I's own functions (its attention, linear,
-rmsnorm, squared_relu, cross_entropy, Adam, lr_at; variant_gpt() below takes an idea
-away without editing Part I), for a few settings over 3 seeds, in separate processes on
-every core, and prints a table (mean and spread over the seeds) and the loss curves on one
-chart drawn with plain characters, with two controls to read the table against: the loss
-of predicting each token by its frequency alone, with no context (the "unigram" loss),
-and, on names, a model trained on names whose letters are shuffled within each name (the
-same letters, no order). Not a unit test (its name does not start with test_): it
-measures, it does not assert.
+Each trains microgpt's model with Part I's own train() (an idea is taken away by
+variant_gpt() below, built from Part I's functions, which this script's worker process
+puts in gpt()'s place, as a learner would edit their copy), for a few settings over 10
+seeds (1 to 10), in separate processes on every core. It prints a table (the median and
+the range over the seeds, and, where a task can be solved, in how many seeds it was),
+each seed's loss, the loss curves on one chart of plain characters, and the controls to
+read the table against: the loss of predicting each token by its frequency alone (the
+"unigram" loss); on names, a table of counts of (token, position) -> next token, and a
+model trained on names whose letters are shuffled within each name (the same letters,
+no order). --results FILE keeps every run's numbers, so that a report can be printed
+again (or extended with more seeds) without training again. Not a unit test (its name
+does not start with test_): it measures, it does not assert.
 """
 import argparse
+import functools
 import gc
+import json
 import math
 import multiprocessing
 import os
@@ -34,7 +40,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import microgpt   # noqa: E402
 
 NAMES = os.path.join(os.path.dirname(HERE), 'names.txt')
-SEEDS = [1, 2, 3]
+SEEDS = list(range(1, 11))
 
 
 # --- Data: documents as text, so that microgpt's tokenizer and attention maps read them --
@@ -97,16 +103,20 @@ def data(s, seed):
 
 # --- The model, with an idea taken away --------------------------------------------------
 
+PART_ONE_GPT = microgpt.gpt
+
+
 def variant_gpt(token_id, pos_id, cache, sd, config, attention='full', residual=True,
-                norm=True, weights_seen=None):
+                norm=True):
     """gpt() of Part I, from its own functions, with a switch per idea: attention 'self'
     (each position reads only its own value: sees only itself), no residual adds
     (x = f(x) instead of x = x + f(x)), no rmsnorm (the identity instead)."""
     rms = microgpt.rmsnorm if norm else (lambda x: x)
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]
-    for i, (keys, values) in enumerate(cache):
+    for i in range(config.n_layer):
+        keys, values = cache[i]
         if attention == 'full':
-            a = microgpt.attention(rms(x), keys, values, sd, i, config, weights_seen)
+            a = microgpt.attention(rms(x), keys, values, sd, i, config)
         else:
             a = microgpt.linear(microgpt.linear(rms(x), sd[f'layer{i}.attn_wv']),
                                 sd[f'layer{i}.attn_wo'])
@@ -117,20 +127,21 @@ def variant_gpt(token_id, pos_id, cache, sd, config, attention='full', residual=
     return microgpt.linear(rms(x), sd['wte'])
 
 
-def losses_of(tokens, sd, config, variant):
-    """The loss at each position of a document (Values), as doc_loss() adds them up."""
+def losses_of(tokens, sd, config):
+    """The loss at each position of a document (Values), as doc_loss() adds them up,
+    from whatever gpt() is (Part I's, or a variant)."""
     cache = [([], []) for _ in range(config.n_layer)]
-    return [microgpt.cross_entropy(variant_gpt(tokens[pos], pos, cache, sd, config, **variant),
+    return [microgpt.cross_entropy(microgpt.gpt(tokens[pos], pos, cache, sd, config),
                                    tokens[pos + 1])
             for pos in range(min(len(tokens) - 1, config.block_size))]
 
 
-def evaluate(docs, tokenizer, sd, config, variant, lookups):
+def evaluate(docs, tokenizer, sd, config, lookups):
     """The mean document loss on docs (as the command line's validation loss), and the
     mean loss at the lookup positions alone."""
     doc_means, looked = [], []
     for doc in docs:
-        losses = [v.data for v in losses_of(tokenizer.encode_doc(doc), sd, config, variant)]
+        losses = [v.data for v in losses_of(tokenizer.encode_doc(doc), sd, config)]
         doc_means.append(sum(losses) / len(losses))
         looked += [loss for pos, loss in enumerate(losses) if lookups and pos in lookups]
     return statistics.mean(doc_means), (statistics.mean(looked) if looked else None)
@@ -140,46 +151,46 @@ VARIANT_KEYS = ('attention', 'residual', 'norm')
 
 
 def run(job):
-    """Train one setting with one seed; return its history: the training loss of every
-    step, (step, training-set loss, validation loss, lookup loss) every eval_every steps,
-    the seconds of training, and, if asked, the attention maps of one validation document."""
+    """Train one setting with one seed, with Part I's train() (in this process, an
+    idea taken away by putting variant_gpt() in gpt()'s place); return its history: the
+    training loss of every step, (step, training-set loss, validation loss, lookup loss)
+    every eval_every steps and at the end, the seconds of training, and, if asked, the
+    attention maps of one validation document."""
     s, seed = job
     train, val, lookups = data(s, seed)
     tokenizer = microgpt.Tokenizer(''.join(train + val))
     config = microgpt.GPTConfig(tokenizer.vocab_size, s.get('n_embd', 16), s.get('n_head', 4),
                                 s.get('n_layer', 1), 16)
     sd = microgpt.init_state_dict(config, seed)
-    adam = microgpt.Adam(microgpt.parameters(sd), s.get('weight_decay', 0.0))
+    model = microgpt.Model(config, tokenizer, sd,
+                           microgpt.Adam(microgpt.parameters(sd), s.get('weight_decay', 0.0)))
     variant = {k: s[k] for k in VARIANT_KEYS if k in s}
+    microgpt.gpt = functools.partial(variant_gpt, **variant) if variant else PART_ONE_GPT
     history = {'train': [], 'evals': [], 'seconds': 0.0}
-    B, num_steps = s.get('batch_size', 4), s['num_steps']
-    for step in range(num_steps):                 # microgpt.train()'s loop, watched
+    num_steps = s['num_steps']
+    steps = microgpt.train(model, train, num_steps, s['learning_rate'],
+                           s.get('warmup_steps', 0), s.get('batch_size', 4))
+    if sys.implementation.name == 'cpython':   # as the command line does (PyPy's must run)
+        gc.disable()
+    try:
         started = time.perf_counter()
-        if sys.implementation.name == 'cpython':   # as the command line does (see
-            gc.disable()                            # training_mode; PyPy's must run)
-        batch = [tokenizer.encode_doc(train[(step * B + b) % len(train)]) for b in range(B)]
-        loss = None
-        try:
-            loss = sum(sum(ls) / len(ls) for ls in (losses_of(t, sd, config, variant)
-                                                    for t in batch)) / B
-            loss.backward()
-            adam.step(microgpt.lr_at(step, num_steps, s['learning_rate'], s.get('warmup_steps', 0)))
-            value = loss.data
-        except (OverflowError, ZeroDivisionError, ValueError):   # diverged past floats
-            value = math.inf
-        del loss
+        for step, loss in enumerate(steps, start=1):
+            history['seconds'] += time.perf_counter() - started
+            history['train'].append(loss if math.isfinite(loss) else math.inf)
+            if not math.isfinite(loss):
+                break
+            if step == num_steps or s.get('eval_every') and step % s['eval_every'] == 0:
+                val_loss, look = evaluate(val[:300], tokenizer, sd, config, lookups)
+                train_loss, _ = evaluate(train[:300], tokenizer, sd, config, None)
+                history['evals'].append((step, train_loss, val_loss, look))
+            started = time.perf_counter()
+    except (OverflowError, ZeroDivisionError, ValueError):   # diverged past floats
+        history['train'].append(math.inf)
+    finally:
         gc.enable()
-        history['seconds'] += time.perf_counter() - started
-        history['train'].append(value if math.isfinite(value) else math.inf)
-        if not math.isfinite(value):
-            history['evals'].append((step + 1, math.inf, math.inf, math.inf))
-            break
-        if step + 1 == num_steps or s.get('eval_every') and (step + 1) % s['eval_every'] == 0:
-            val_loss, look = evaluate(val[:300], tokenizer, sd, config, variant, lookups)
-            train_loss, _ = evaluate(train[:300], tokenizer, sd, config, variant, None)
-            history['evals'].append((step + 1, train_loss, val_loss, look))
+    if not math.isfinite(history['train'][-1]):
+        history['evals'].append((len(history['train']), math.inf, math.inf, math.inf))
     if s.get('show_attention') and seed == SEEDS[0] and not variant:
-        model = microgpt.Model(config, tokenizer, sd, adam)
         history['attention'] = microgpt.attention_maps(model, val[0])
     return history
 
@@ -197,6 +208,31 @@ def unigram_loss(s, seed=SEEDS[0]):
     return statistics.mean(statistics.mean(-math.log(counts[t] / total)
                                            for t in tokenizer.encode_doc(doc)[1:])
                            for doc in val[:300])
+
+
+def count_table_loss(s, seed=SEEDS[0]):
+    """The loss of a table of counts of (token, position) -> next token, from the
+    training documents (add-one smoothed), on the validation documents: what the
+    current letter and its place alone tell, with no training and no other context."""
+    train, val, _ = data(s, seed)
+    tokenizer = microgpt.Tokenizer(''.join(train + val))
+    counts, new_row = {}, lambda: [1] * tokenizer.vocab_size
+    for doc in train:
+        tokens = tokenizer.encode_doc(doc)
+        for pos in range(min(len(tokens) - 1, 16)):
+            counts.setdefault((tokens[pos], pos), new_row())[tokens[pos + 1]] += 1
+    losses = []
+    for doc in val[:300]:
+        tokens = tokenizer.encode_doc(doc)
+        rows = [counts.get((tokens[pos], pos), new_row()) for pos in range(min(len(tokens) - 1, 16))]
+        losses.append(statistics.mean(-math.log(row[tokens[pos + 1]] / sum(row))
+                                      for pos, row in enumerate(rows)))
+    return statistics.mean(losses)
+
+
+def parameter_count(n_embd, n_layer):
+    shapes = microgpt.matrix_shapes(microgpt.GPTConfig(28, n_embd, 4, n_layer, 16))
+    return sum(rows * cols for rows, cols in shapes.values())
 
 
 # --- The experiments -----------------------------------------------------------------
@@ -268,10 +304,10 @@ EXPERIMENTS = {
     'scaling': dict(
         question='Scale: bigger models, the same 1500 steps of 4 names',
         base=dict(NAMES_BASE, num_steps=1500),
-        settings=[(f'n_embd {e}, n_layer {n}: {microgpt.parameter_count(microgpt.GPTConfig(28, e, 4, n, 16)):,}',
+        settings=[(f'n_embd {e}, n_layer {n}: {parameter_count(e, n):,}',
                    dict(n_embd=e, n_layer=n, n_head=4))
                   for e, n in ((8, 1), (16, 1), (16, 2), (32, 1), (32, 2))],
-        seeds=[1]),
+    ),
 }
 
 
@@ -311,19 +347,19 @@ def first_below(losses, threshold):
     return None
 
 
-def spread(xs):
-    return (max(xs) - min(xs)) / 2 if all(map(math.isfinite, xs)) else math.inf
-
-
 def number(x, width, digits):
     """x in width characters: a loss that blew up (1000 or more) in powers of ten."""
     return f'{x:{width}.{digits}f}' if abs(x) < 1000 else f'{x:{width}.1e}'
 
 
-def mean_spread(xs, width=5, digits=3):
-    if not all(map(math.isfinite, xs)):
-        return f'{"diverged " + str(sum(not math.isfinite(x) for x in xs)) + "/" + str(len(xs)):>{2 * width + 6}}'
-    return f'{number(statistics.mean(xs), width + 2, digits)} ± {number(spread(xs), width, digits)}'
+def median_range(xs, digits=3):
+    """'median [lowest, highest]' of xs, as losses: a blown-up one in powers of ten."""
+    xs = sorted(xs)
+    return (f'{number(statistics.median(xs), 1, digits).strip()} '
+            f'[{number(xs[0], 1, digits).strip()}, {number(xs[-1], 1, digits).strip()}]')
+
+
+SOLVED = math.log(2)   # a lookups loss below ln 2: at most one bit of the letter left to guess
 
 
 def report(name, results, seeds, seconds):
@@ -331,28 +367,35 @@ def report(name, results, seeds, seconds):
     marks = 'abcdefghij'
     threshold, early = e.get('threshold'), e.get('early')
     looks = any(r['evals'][-1][3] is not None for runs in results.values() for r in runs)
-    extra = (f'  steps to < {threshold:g}' if threshold else '') + (
-        f'  highest, steps 1-{early}' if early else '')
+    unigram = unigram_loss(dict(e['base']), seeds[0])
+    n = len(seeds)
     print(f'\n{e["question"]}\n')
-    print(f'{"setting":30} {"val loss":>16} {"train-set loss":>16} {"gap":>7}'
-          + (f' {"lookups loss":>16}' if looks else '') + f'{extra} {"s/run":>6}')
+    header = (f'{"setting":30} {"val loss: median [range]":>26} {"train-set":>9} {"gap":>6} '
+              f'{"learned":>7}' + (f' {"lookups loss: median [range]":>29} {"solved":>6}'
+                                   if looks else '')
+              + (f' {"steps to < " + format(threshold, "g"):>13}' if threshold else '')
+              + (f' {"highest, 1-" + str(early):>22}' if early else '') + f' {"s/run":>6}')
+    print(header)
     curves = []
     for (label, s), mark in zip(e['settings'], marks):
         runs = results[label]
         val = [r['evals'][-1][2] for r in runs]
         train = [r['evals'][-1][1] for r in runs]
-        gap = statistics.mean(val) - statistics.mean(train) if all(map(math.isfinite, val + train)) else math.inf
-        line = f'{mark}) {label:27} {mean_spread(val)}  {mean_spread(train)} {number(gap, 7, 3)}'
+        gaps = [v - t if math.isfinite(v - t) else math.inf for v, t in zip(val, train)]
+        line = (f'{mark}) {label:27} {median_range(val):>26} '
+                f'{number(statistics.median(train), 9, 3)} {number(statistics.median(gaps), 6, 3)} '
+                f'{sum(v < unigram for v in val):>4}/{n:<2}')
         if looks:
-            line += ' ' + mean_spread([r['evals'][-1][3] for r in runs])
+            lookups = [r['evals'][-1][3] for r in runs]
+            line += f' {median_range(lookups):>29} {sum(x < SOLVED for x in lookups):>3}/{n:<2}'
         if threshold:
             reached = [first_below(r['train'], threshold) for r in runs]
-            line += (f'{statistics.mean(reached):8.0f} ± {spread(reached):3.0f}' if None not in reached
-                     else f'{"not all":>14}')
+            got = [x for x in reached if x is not None]
+            line += (f'{statistics.median(got):9.0f}' if got else f'{"":9}') + (
+                f' ({len(got)}/{n})' if len(got) < n else '     ')
         if early:
             peaks = [max(loss for _, loss in smoothed(r['train'][:early], early // 5)) for r in runs]
-            line += f'{number(statistics.mean(peaks), 11, 2)} ± {number(spread(peaks), 5, 2)}' if all(
-                map(math.isfinite, peaks)) else f'{"inf":>19}'
+            line += f' {median_range(peaks, 2):>22}'
         print(line + f' {statistics.mean(r["seconds"] for r in runs):6.1f}')
         if e.get('chart') == 'evals':
             curves.append((mark, average_curve([[(st, v) for st, _, v, _ in r['evals']] for r in runs])))
@@ -360,20 +403,26 @@ def report(name, results, seeds, seconds):
                                                          for r in runs])))
         elif all(len(r['train']) == dict(e['base'], **s)['num_steps'] for r in runs):
             curves.append((mark, average_curve([smoothed(r['train']) for r in runs])))
-    if e.get('per_seed'):
-        print('validation loss of each seed (' + ', '.join(map(str, seeds)) + '): ' + '; '.join(
-            f'{mark}) ' + ' '.join(number(r['evals'][-1][2], 1, 2).strip() for r in results[label])
-            for (label, _), mark in zip(e['settings'], marks)))
-    base = dict(e['base'])
-    print(f'(mean ± half the range over seeds {", ".join(map(str, seeds))}; losses on 300 '
-          f'validation documents' + ('; lookups: the positions that need the lookups'
-                                     if looks else '')
-          + ('; steps: the first at which the mean training loss of 20 steps is below that'
-             if threshold else '')
+    print(f'(median and [lowest, highest] over seeds {", ".join(map(str, seeds))}; losses on 300 '
+          f'validation documents; learned: the seeds whose validation loss ends below the '
+          f'unigram loss' + ('; lookups: the positions that need the lookups; solved: the '
+                             f'seeds whose lookups loss ends below ln 2 = {SOLVED:.2f}'
+                             if looks else '')
+          + ('; steps: the first at which the mean training loss of 20 steps is below that, '
+             'median of the seeds that got there' if threshold else '')
           + (f'; highest: the running mean of the training loss over its first {early} steps'
              if early else '') + f'; {sys.implementation.name})')
+    print('each seed, validation loss' + (' / lookups loss' if looks else '') + ':')
+    for (label, _), mark in zip(e['settings'], marks):
+        print(f'  {mark}) ' + '  '.join(
+            number(r['evals'][-1][2], 1, 2).strip() + (
+                '/' + number(r['evals'][-1][3], 1, 2).strip() if looks else '')
+            for r in results[label]))
     print(f'control: by its frequency alone, with no context, each token costs '
-          f'{unigram_loss(base):.3f} (the unigram loss)')
+          f'{unigram:.3f} (the unigram loss)')
+    if e['base']['data'] == 'names':
+        print(f'control: a table of counts of (token, position) -> next token, from the '
+              f'training names, costs {count_table_loss(dict(e["base"]), seeds[0]):.3f}')
     title = ('\nvalidation loss (lower case) and training-set loss (upper case), mean of the seeds'
              if e.get('chart') == 'evals' else
              '\ntraining loss (running mean), one letter per setting, mean of the seeds')
@@ -386,7 +435,7 @@ def report(name, results, seeds, seconds):
         for label in ('n_head 1 (head_dim 16)', best_multi):
             print(f'\nattention of the {label} model (seed {seeds[0]}), on a validation document:')
             print(maps[label])
-    print(f'\n{name}: {len(seeds) * len(e["settings"])} runs in {seconds:.0f} s')
+    print(f'\n{name}: {n * len(e["settings"])} runs in {seconds:.0f} s')
 
 
 def average_curve(curves):
@@ -399,7 +448,7 @@ def check():
     sd = microgpt.init_state_dict(config, 3)
     ours, theirs = [([], []), ([], [])], [([], []), ([], [])]
     for pos, token in enumerate([0, 3, 4, 5, 9, 2]):
-        a = [z.data for z in microgpt.gpt(token, pos, ours, sd, config)]
+        a = [z.data for z in PART_ONE_GPT(token, pos, ours, sd, config)]
         b = [z.data for z in variant_gpt(token, pos, theirs, sd, config)]
         if a != b:
             return f'differ at position {pos}'
@@ -409,28 +458,44 @@ def check():
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('experiment', choices=list(EXPERIMENTS) + ['all', 'check'],
-                   help='one of the five, or a part of one (copy, warmup_deep, ...), with what follows it')
+                   help='one of the five questions (and its parts), or one part alone '
+                        '(copy, pairs, warmup_deep, ...)')
     p.add_argument('--processes', type=int, default=os.cpu_count())
-    p.add_argument('--seeds', type=int, nargs='+', help='(default 1 2 3; scaling: 1)')
+    p.add_argument('--seeds', type=int, nargs='+', help='(default: 1 to 10)')
+    p.add_argument('--results', metavar='FILE', help="keep every run's numbers in FILE (JSON), "
+                                                      'and train only the runs not in it')
     args = p.parse_args()
     if args.experiment == 'check':
         print(check())
         return
-    names = []                                    # each experiment, then what it leads to
-    for name in (['heads', 'warmup', 'weight_decay', 'ideas', 'scaling']
-                 if args.experiment == 'all' else [args.experiment]):
+    questions = ['heads', 'warmup', 'weight_decay', 'ideas', 'scaling']
+    names = []                                    # a question, then its parts
+    for name in questions if args.experiment == 'all' else [args.experiment]:
         while name:
             names.append(name)
-            name = EXPERIMENTS[name].get('then')
+            name = EXPERIMENTS[name].get('then') if args.experiment in questions + ['all'] else None
+    kept = {}
+    if args.results and os.path.exists(args.results):
+        with open(args.results) as f:
+            kept = json.load(f)
     total = time.perf_counter()
     for name in names:
         e = EXPERIMENTS[name]
-        seeds = args.seeds or e.get('seeds', [1, 2, 3])
+        seeds = args.seeds or SEEDS
         SEEDS[:] = seeds
+        keys = [json.dumps([name, label, seed]) for label, _ in e['settings'] for seed in seeds]
         jobs = [(dict(e['base'], **s), seed) for _, s in e['settings'] for seed in seeds]
+        todo = [(key, job) for key, job in zip(keys, jobs) if key not in kept]
         started = time.perf_counter()
         with multiprocessing.Pool(args.processes, maxtasksperchild=1) as pool:
-            histories = pool.map(run, jobs, chunksize=1)
+            for key, history in zip([k for k, _ in todo],
+                                    pool.map(run, [job for _, job in todo], chunksize=1)):
+                kept[key] = history
+        if args.results:
+            with open(args.results + '.tmp', 'w') as f:
+                json.dump(kept, f)
+            os.replace(args.results + '.tmp', args.results)
+        histories = [kept[key] for key in keys]
         results = {label: histories[i * len(seeds):(i + 1) * len(seeds)]
                    for i, (label, _) in enumerate(e['settings'])}
         report(name, results, seeds, time.perf_counter() - started)

@@ -26,9 +26,7 @@ fraction of the peak, that the decay ends at) and tied (0: a separate output mat
 instead of wte, as the 200-line original has). Standard library only.
 """
 import argparse
-import contextlib
 import gc
-import io
 import math
 import multiprocessing
 import os
@@ -99,10 +97,8 @@ def held_out_split(docs, seed):
 
 
 def lr_at(step, s):
-    """The learning rate of step: microgpt's lr_at, or another decay shape and floor."""
+    """The learning rate of step for another decay shape (cosine) or a floor."""
     num_steps, peak, warmup = s['num_steps'], s['learning_rate'], s['warmup_steps']
-    if s['shape'] == 'linear' and s['floor'] == 0:
-        return microgpt.lr_at(step, num_steps, peak, warmup)
     if step < warmup:
         return peak * (step + 1) / warmup
     done = (step - warmup) / (num_steps - warmup)          # 0 at the peak, towards 1 at the end
@@ -111,18 +107,17 @@ def lr_at(step, s):
 
 
 def train(model, docs, s):
-    """microgpt.train() itself; or, for another decay shape or a floor, the same loop
-    with the learning rate from lr_at above."""
-    B = s['batch_size']
-    if s['shape'] == 'linear' and s['floor'] == 0:             # (its progress lines unprinted)
-        with contextlib.redirect_stdout(io.StringIO()):
-            return microgpt.train(model, docs, s['num_steps'], s['learning_rate'],
-                                  s['warmup_steps'], B)
-    for step in range(s['num_steps']):
-        batch = [model.tokenizer.encode_doc(docs[(step * B + b) % len(docs)]) for b in range(B)]
-        loss = sum(microgpt.doc_loss(t, model.state_dict, model.config) for t in batch) / B
-        loss.backward()
-        model.adam.step(lr_at(step, s))
+    """microgpt.train() itself; for another decay shape or a floor, with lr_at above in
+    microgpt.lr_at's place (in this worker process only)."""
+    part_one_lr_at = microgpt.lr_at
+    if s['shape'] != 'linear' or s['floor'] != 0:
+        microgpt.lr_at = lambda step, num_steps, learning_rate, warmup_steps: lr_at(step, s)
+    try:
+        for _ in microgpt.train(model, docs, s['num_steps'], s['learning_rate'],
+                                s['warmup_steps'], s['batch_size']):
+            pass
+    finally:
+        microgpt.lr_at = part_one_lr_at
 
 
 def mean_loss(model, docs):

@@ -1,6 +1,5 @@
 """microgpt.py pasted into a Jupyter notebook, run in a real kernel.
 Skipped without nbclient, nbformat and ipykernel."""
-import os
 import re
 import subprocess
 import unittest
@@ -49,24 +48,29 @@ class TestNotebook(unittest.TestCase):
         # cell 3: the API, interactively.
         # cell 4: Part I's story, with other settings (no workbench around it).
         # cell 5: the file run with %run and flags: the flags count.
-        # cell 6: a bad flag: one line of error, not SystemExit.
+        # cell 6: a bad flag: one line of error, not SystemExit, nor a traceback.
         # cell 7: the views inside, on a model and on a Value built by hand.
+        # cell 8: the kernel as it was: its Ctrl-C handler and its garbage collector.
         cls.outputs = run_notebook(
-            source,
-            "main(['--num_steps', '30', '--num_samples', '5', '--eval_docs', '20', '--prompt', 'an'])",
+            'import gc, signal; before = (signal.getsignal(signal.SIGINT), gc.isenabled())\n'
+            + source,
+            "status = main(['--num_steps', '30', '--num_samples', '5', '--eval_docs', '20', "
+            "'--prompt', 'an'])",
             API_CELL,
-            "model = train_and_sample(num_steps=30, n_layer=2, num_samples=4, prompt='an')",
+            "model = train_and_sample(num_steps=30, n_layer=2, num_samples=4)",
             '%run microgpt.py --num_steps 3 --num_samples 2 --eval_docs 2',
-            "main(['--n_embd', '10'])",
-            VIEWS_CELL)
+            "status = main(['--n_embd', '10']); print('status', status)",
+            VIEWS_CELL,
+            "print('as before:', (signal.getsignal(signal.SIGINT), gc.isenabled()) == before)")
 
     def test_the_file_as_one_cell_runs_with_its_defaults(self):
         out = self.outputs[0]
         self.assertNotIn('ERROR', out)
         steps = microgpt.DEFAULTS['num_steps']
-        self.assertIn('parameters: GPTConfig(vocab_size=28, n_embd=16, n_head=4, n_layer=1, block_size=16)', out)
-        self.assertIn(f'step {steps}/{steps} | val loss', out)
-        self.assertIn(f'\rstep {steps}/{steps} | loss', out)  # progress updates in place in a notebook
+        self.assertIn('GPTConfig(vocab_size=28, n_embd=16, n_head=4, n_layer=1, block_size=16)', out)
+        self.assertIn('validation loss', out)
+        self.assertIn(f'(step {steps}, 300 documents)', out)
+        self.assertIn(f'\rstep  {steps} / {steps} | loss', out)  # progress in place in a notebook
         samples = samples_of(out)
         self.assertEqual(len(samples), 20)
         self.assertTrue(all(re.fullmatch('[a-z]{0,16}', s) for s in samples), samples)
@@ -74,7 +78,7 @@ class TestNotebook(unittest.TestCase):
     def test_main_takes_flags_as_a_list(self):
         out = self.outputs[1]
         self.assertNotIn('ERROR', out)
-        self.assertIn('step 30/30 | val loss', out)
+        self.assertIn('(step 30, 20 documents)', out)
         samples = samples_of(out)
         self.assertEqual(len(samples), 5)
         self.assertTrue(all(s.startswith('an') for s in samples), samples)
@@ -94,13 +98,13 @@ class TestNotebook(unittest.TestCase):
         self.assertIn('26919 training documents, 6848 parameters', out)   # (n_layer 2)
         self.assertIn('step   30 / 30 | loss', out)      # Part I's own progress line
         self.assertNotIn('\r', out)                       # no workbench: no line in place
-        samples = out.splitlines()[-4:]
-        self.assertTrue(all(s.startswith('an') for s in samples), samples)
+        self.assertRegex(out, r'validation loss \d\.\d{4}\n')
+        self.assertEqual(len(out.splitlines()), 9)         # and 4 names
 
     def test_run_magic_passes_its_flags(self):
         out = self.outputs[4]
         self.assertNotIn('ERROR', out)
-        self.assertIn('step 3/3 | val loss', out)
+        self.assertIn('(step 3, 2 documents)', out)
         self.assertEqual(len(samples_of(out)), 2)
 
     def test_the_views_inside_work_on_anything_a_learner_builds(self):
@@ -112,11 +116,15 @@ class TestNotebook(unittest.TestCase):
         self.assertIn("where the gradient of the loss of 'emma' goes", out)
         self.assertIn('the tokens by their embeddings', out)
         self.assertIn('layer 1 head 3', out)
+        self.assertIn("the token after 'em'", out)
+        self.assertIn('weights = softmax(scores)', out)
 
-    def test_a_bad_flag_raises_the_one_line_error_not_system_exit(self):
+    def test_a_bad_flag_is_one_line_of_error_and_a_status(self):
         out = self.outputs[5]
-        self.assertIn('ERROR InputError: --n_embd 10 is not divisible by --n_head 4', out)
-        self.assertNotIn('SystemExit', out)
+        self.assertEqual(out, 'error: --n_embd 10 is not divisible by --n_head 4\nstatus 2\n')
+
+    def test_the_kernel_is_left_as_it_was(self):
+        self.assertEqual(self.outputs[7], 'as before: True\n')
 
 
 API_CELL = '''
@@ -144,6 +152,8 @@ print(gradient_check(model, 'emma'))
 print(gradient_map(model, 'emma'))
 print(embedding_map(model))
 print(attention_maps(model, 'emma', ['anna', 'otto']))
+print(next_token_table(model, 'em', 0.5))
+print(attention_by_hand(model, 'em'))
 '''
 
 
