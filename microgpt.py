@@ -1,6 +1,7 @@
 """microgpt: a complete GPT in one dependency-free Python file. Part I, the algorithm:
 1. dataset, 2. tokenizer, 3. autograd, 4. parameters, 5. model, 6. training,
-7. sampling, 8. the whole story, told once. Part II, the workbench: you may skip it."""
+7. sampling, 8. the whole story, told once: python -c "import microgpt as m;
+m.train_and_sample()" runs it alone. Part II, the workbench: you may skip it."""
 import math
 import random
 from collections import namedtuple
@@ -28,9 +29,8 @@ def split_docs(docs, val_fraction, rng):
 
 # --------------------------------------------------------------------------------------
 # 2. Tokenizer
-# The model reads and writes integers (token ids), one per character. Two special
-# tokens mark where a document starts (<BOS>) and ends (<EOS>): the model learns to
-# begin a name after <BOS>, and to say <EOS> when the name is complete.
+# The model reads and writes integers (token ids): one per character, and two special
+# ones, <BOS> to start a document (a name begins after it) and <EOS> to end it.
 
 class Tokenizer:
     BOS, EOS = 0, 1            # the ids of the two special tokens (decode() drops them)
@@ -61,7 +61,7 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-made = count()                           # numbers the Values as they are made
+made = count()          # numbers the Values as they are made (for topological_order)
 
 
 class Value:
@@ -72,7 +72,7 @@ class Value:
         self.grad = 0.0                   # d(loss)/d(self), filled in by backward()
         self.children = children          # the Values this one was computed from
         self.local_grads = local_grads    # d(self)/d(child), one per child
-        self.op = op                      # what computed it: '+', '*', 'exp', ...
+        self.op = op                      # what computed it: '+', '*', ... (to print)
         self.number = next(made)          # made after its children: a larger number
 
     def __add__(self, other):             # d(a+b)/da = 1, d(a+b)/db = 1
@@ -119,11 +119,10 @@ class Value:
 
 
 def topological_order(root):
-    """The nodes of root's graph that have children, in a "topological order": each
-    after all of its children. backward() takes them in reverse, so that a node passes
-    its grad on only once every node that uses it has added to it. A Value is made
-    after its children, so sorting the nodes by number gives one (and no recursion, so
-    no depth limit: Python stops recursions at 1000)."""
+    """The nodes of root's graph that have children, each after all of its children (a
+    "topological order"): backward() takes them in reverse, so a node passes its grad on
+    only once all its users have added to it. A Value is made after its children, so
+    sorting by number gives one, with no recursion (Python stops recursions at 1000)."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -135,16 +134,17 @@ def topological_order(root):
 
 def dot(a, b):
     """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n
-    (made of * and +, 2n - 1 nodes: and the model's work is mostly dots). Such a fused
-    node (so are squared_relu and cross_entropy, section 5) has its local gradients
-    worked out by hand: d(a_i * b_i)/da_i = b_i and d/db_i = a_i, so b's, then a's.
-    (In dot(x, x) each x_i is a child twice: backward() adds both, 2 x_i.)"""
+    (built of * and +, it would be 2n - 1 nodes, and most of the model's work is dot
+    products). Such a fused node (so are squared_relu and cross_entropy, section 5) has
+    its local gradients worked out by hand: d(a_i * b_i)/da_i = b_i, d/db_i = a_i, so
+    b_1..b_n, then a_1..a_n. (In dot(x, x) each x_i is a child twice: backward() adds
+    both, 2 x_i.) `python microgpt.py --gradcheck` checks such derivatives by number."""
     return dot_node(a, b, [ai.data for ai in a], [bi.data for bi in b])
 
 
 def dot_node(a, b, a_data, b_data):   # dot(a, b), given the numbers of a and of b
     if len(a) != len(b): raise ValueError(f'dot product of lengths {len(a)}, {len(b)}')
-    return Value(sum(map(mul, a_data, b_data)), a + b, b_data + a_data, 'dot')
+    return Value(sum(map(mul, a_data, b_data)), a + b, b_data + a_data, 'dot')  # lists
 
 
 def linear(x, w):
@@ -166,7 +166,8 @@ GPTConfig = namedtuple('GPTConfig', 'vocab_size n_embd n_head n_layer block_size
 
 def matrix_shapes(config):
     """{name: (rows, columns)}: wte, wpe, and per layer attention's query, key, value
-    and output matrices and the MLP's two (a "multilayer perceptron", section 5)."""
+    and output matrices and the MLP's two (a "multilayer perceptron", section 5). No
+    output matrix: wte scores the next token too (weight tying, section 5)."""
     n = config.n_embd
     shapes = {'wte': (config.vocab_size, n), 'wpe': (config.block_size, n)}
     for i in range(config.n_layer):
@@ -178,9 +179,10 @@ def matrix_shapes(config):
 
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0: all different, so that no two outputs
-    learn the same thing; small (std 0.15), so that no first guess is sure and wrong:
-    a first logit, 16 such weights times an x of size 1, spreads 0.15 * 4 = 0.6, and
-    costs about 0.6^2 / 2 more than a uniform guess (3.33): the first loss is 3.5."""
+    learn the same thing; small (std 0.15), so that no first guess is sure and wrong.
+    (A first logit sums 16 products: a weight of std 0.15 times a number of x, about
+    +-1 after rmsnorm; so it spreads 0.15 * sqrt(16) = 0.6. Random logits cost about
+    spread^2 / 2 more than a uniform guess's ln 28 = 3.33: the first loss is 3.5.)"""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -247,18 +249,21 @@ def attention(x, keys, values, sd, i, config):
         q_h = q[start:end]
         k_h = [k[start:end] for k in keys]          # one key per position so far
         v_h = [v[start:end] for v in values]
-        # q_h . k_s sums head_dim products: it spreads ~sqrt(head_dim). Divided, scores
-        # keep one size (larger, softmax gives one position all, and no gradient back)
+        # q_h . k_s sums head_dim products: it spreads ~sqrt(head_dim). Divided by it,
+        # scores keep one size (larger, softmax would give one position all the weight,
+        # and pass almost no gradient back)
         weights = softmax([dot(q_h, k_s) / math.sqrt(head_dim) for k_s in k_h])
-        # number j of sum_s weights_s * v_s: the weights dotted with [v_s[j] for each s]
+        # the output's number j, sum_s weights_s * v_s[j]: the weights dotted with the
+        # j-th number of every position's value
         out += [dot(weights, [v_s[j] for v_s in v_h]) for j in range(head_dim)]
     return linear(out, sd[f'layer{i}.attn_wo'])
 
 
 def squared_relu(x):
-    """relu(x)^2, the MLP's nonlinearity (the original's; unlike relu, its slope has no
-    jump at 0), fused: the chain rule gives d/dx relu(x)^2 = 2 relu(x) relu'(x), which
-    is 2 relu(x) for every x (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
+    """relu(x)^2, the MLP's nonlinearity (the original uses relu itself; squared, its
+    slope has no jump at 0), as one node: x.relu() ** 2, fused. The chain rule gives
+    d/dx relu(x)^2 = 2 relu(x) relu'(x), which is 2 relu(x) for every x (where x < 0,
+    relu(x) = 0 and relu'(x) = 0 both)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
 
@@ -368,12 +373,6 @@ def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
         yield train_step(model, batch, lr).data     # (a number: the graph can go)
 
 
-def mean_loss(model, docs):
-    """The mean doc_loss over docs (documents held out from training: validation)."""
-    return sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict, model.config)
-               .data for doc in docs) / len(docs)
-
-
 # --------------------------------------------------------------------------------------
 # 7. Sampling
 # To write a new document: feed <BOS>, draw the next token from the model's
@@ -421,8 +420,9 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
                                       warmup_steps, batch_size), start=1):
         if step == 1 or step % 50 == 0 or step == num_steps:
             print(f'step {step:4d} / {num_steps} | loss {loss:.4f}')
-    if val_docs[:eval_docs]:              # documents it never trained on
-        print(f'validation loss {mean_loss(model, val_docs[:eval_docs]):.4f}')
+    losses = [doc_loss(tokenizer.encode_doc(doc), sd, config).data
+              for doc in val_docs[:eval_docs]]        # documents it never trained on
+    if losses: print(f'validation loss {sum(losses) / len(losses):.4f}')
     rng = random.Random(seed)             # the same model and seed write the same names
     for _ in range(num_samples):
         print(sample(sd, tokenizer, config, rng, temperature))
@@ -457,7 +457,7 @@ import unicodedata                           # noqa: E402
 __all__ = ['load_docs', 'split_docs', 'Tokenizer', 'Value', 'topological_order', 'dot', 'dot_node',
            'linear', 'GPTConfig', 'matrix_shapes', 'init_state_dict', 'parameters', 'softmax',
            'rmsnorm', 'attention', 'squared_relu', 'gpt', 'cross_entropy', 'doc_loss', 'Adam',
-           'lr_at', 'Model', 'train_step', 'train', 'mean_loss', 'sample', 'train_and_sample',
+           'lr_at', 'Model', 'train_step', 'train', 'sample', 'train_and_sample',
            'main', 'save_checkpoint', 'load_checkpoint', 'backward_table', 'gradient_check',
            'gradient_map', 'embedding_map', 'attention_maps', 'attention_by_hand',
            'next_token_table']
@@ -922,12 +922,13 @@ def _train_watched(model, plan, s, signals):
     return history
 
 def _validate(model, docs, step, history, show, signals):
-    """Part I's mean_loss() on the held-out documents; a Ctrl-C stops it at once."""
+    """The mean of Part I's doc_loss() on held-out documents; Ctrl-C stops it at once."""
     if not docs or signals.stop is not None:
         return
     patient, signals.patient = signals.patient, False
     try:
-        loss = mean_loss(model, docs)
+        loss = sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict, model.config)
+                   .data for doc in docs) / len(docs)
     except KeyboardInterrupt as e:           # (as a stop after this step)
         signals.stop = e.args[0] if e.args else signal.SIGINT
         return

@@ -239,7 +239,7 @@ class TestOneProgram(unittest.TestCase):
                 finally:
                     sys.setprofile(None)
                 self.assertEqual(status, 0)
-                self.assertLessEqual({'train', 'train_step', 'sample', 'mean_loss'}, called, args)
+                self.assertLessEqual({'train', 'train_step', 'sample', 'doc_loss'}, called, args)
                 self.assertEqual(loops, set())
 
     def test_an_edit_of_part_ones_loop_and_sampler_shows_in_the_command_line(self):

@@ -320,12 +320,19 @@ class TestNothingLost(WithFolder):
         self.assertEqual(self.files(), [])
 
     def test_a_nan_validation_loss_stops_the_run_naming_its_step(self):
-        real_mean_loss, calls = microgpt.mean_loss, []
+        # the training losses finite, the validation loss nan from step 6 on
+        real_step, real_doc_loss, steps = microgpt.train_step, microgpt.doc_loss, []
 
-        def nan_after_two(model, docs):
-            calls.append(1)
-            return real_mean_loss(model, docs) * (float('nan') if len(calls) > 2 else 1)
-        with mock.patch.object(microgpt, 'mean_loss', nan_after_two):
+        def counted_step(*args):
+            steps.append(None)
+            return real_step(*args)
+
+        def nan_when_validating(tokens, state_dict, config):
+            loss = real_doc_loss(tokens, state_dict, config)
+            training = any(f.f_code.co_name == 'train_step' for f in _frames())
+            return loss if training or len(steps) < 6 else loss * float('nan')
+        with mock.patch.object(microgpt, 'doc_loss', nan_when_validating), \
+                mock.patch.object(microgpt, 'train_step', counted_step):
             status, out, err = in_process('--num_steps', 9, '--eval_every', 3, '--eval_docs', 2,
                                           '--warmup_steps', 0)
         self.assertEqual((status, err), (2, 'error: the validation loss became nan at step 6: '
@@ -415,6 +422,13 @@ class TestNothingLost(WithFolder):
                     self.assertIn('free', err)
 
 
+def _frames():
+    frame = sys._getframe()
+    while frame:
+        yield frame
+        frame = frame.f_back
+
+
 def read_until(stream, pattern, timeout):
     """Read lines from stream until one matches pattern; return all read."""
     deadline, seen = time.monotonic() + timeout, ''
@@ -496,10 +510,9 @@ class TestCtrlC(unittest.TestCase):
             out, err = proc.communicate(timeout=60)
         finally:
             proc.kill()
-        self.assertEqual(proc.returncode, 130, err)
-        self.assertEqual(err.strip().splitlines()[-1], 'interrupted')
+        self.assertEqual(proc.returncode, 130, err)      # (in the minute: a million samples
+        self.assertEqual(err.strip().splitlines()[-1], 'interrupted')   # take many more)
         self.assertNotIn('Traceback', err)
-        self.assertNotIn('samples (temperature', out)
 
     def test_a_signal_while_sampling_stops_at_once_and_says_so(self):
         # (SIGTERM while sampling ended the run with 143 and said nothing)
