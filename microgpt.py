@@ -793,11 +793,9 @@ def _load(path, weight_decay):
     try:
         ck = json.loads(data.decode('utf-8'))
         model = _model_from(ck, weight_decay)
-    except (ValueError, RecursionError) as e:        # (JSON's, UTF-8's, or _need()'s)
-        raise _BadInput(f'checkpoint {path!r} is damaged or not a microgpt checkpoint: {e}')
-    except (KeyError, TypeError, AttributeError, IndexError):
-        raise _BadInput(f'checkpoint {path!r} is damaged or not a microgpt checkpoint: its '
-                        f'parts are not the parts of one')
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError, IndexError) as e:
+        why = e if isinstance(e, (ValueError, RecursionError)) else "its parts are not a model's"
+        raise _BadInput(f'checkpoint {path!r} is damaged or not a microgpt checkpoint: {why}')
     return model, {k: ck[k] for k in ('split', 'docs_seen') if k in ck}
 
 def _need(ok, what):                         # (what is wrong, in the checkpoint's words)
@@ -839,10 +837,9 @@ def _model_from(ck, weight_decay):
 # --- Training, watched ----------------------------------------------------------------
 
 class _Signals:
-    """Ctrl-C (SIGINT), SIGTERM while main() runs: while training, the first asks for a
-    stop after the step (self.stop: its number); a second, or one at another time,
-    stops at once. Training pauses CPython's cyclic garbage collector: a step's graph
-    has no cycles, reference counting frees it (PyPy's must run). On exit, as found."""
+    """Ctrl-C and SIGTERM while main() runs: in training, the first asks for a stop after
+    the step (self.stop: its number); a second, or one at another time, stops at once.
+    Training pauses CPython's garbage collector (a step's graph has no cycles to find)."""
 
     stop, patient = None, False
 
@@ -868,22 +865,18 @@ class _Signals:
         elif self.collecting:
             gc.enable()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc):                # (and training(False) turned gc back on)
         for signum, handler in self.old.items():
             signal.signal(signum, handler)
-        if self.collecting:
-            gc.enable()
 
 def _train_watched(model, plan, s, signals):
-    """Part I's train(), from where a checkpoint stopped, and between its steps: progress,
-    validation, checkpoints, a stop on Ctrl-C. {'train': losses, 'val': [(step, loss)],
-    'ms': per step, 'save_failed': bool}."""
+    """Part I's train(), from where a checkpoint stopped, with between its steps progress,
+    validation, checkpoints, a stop on Ctrl-C: {'train', 'val', 'ms', 'save_failed'}."""
     num_steps, every = s['num_steps'], s['eval_every']
     live = 'ipykernel' in sys.modules or getattr(sys.stdout, 'isatty', bool)()
 
     def show(text, keep=True):               # live (a terminal, a notebook): in place
-        _say(f'\r{text:<70}' + ('' if keep else '\r') if live else text, end='\n' if keep
-             else '', flush=True)
+        _say(f'\r{text:<70}' + '\r' * (not keep) if live else text, end='\n' * keep, flush=True)
     docs = [doc[:model.config.block_size] for doc in plan.train_docs]   # (all doc_loss reads)
     first = plan.start % len(docs) if docs else 0
     history = dict(train=[], val=[], ms=[], save_failed=False)
@@ -983,8 +976,7 @@ def _summary(history):
             f'the last {len(recent)})')
     if history['val']:
         step, loss = history['val'][-1]
-        line += f', validation loss {loss:.4f}' + (
-            f' (at step {step})' if step != len(losses) else '')
+        line += f', validation loss {loss:.4f}' + f' (at step {step})' * (step != len(losses))
     return line + f', {statistics.median(history["ms"]):.1f} ms per step (median)'
 
 def _print_samples(model, plan, s):
@@ -1123,8 +1115,7 @@ def gradient_check(model, doc, per_matrix=2, eps=1e-6):
         p.grad = 0.0
     return '\n'.join(rows + [f'largest relative gap {worst:.1e}: ' + (
         'the gradients agree (a gap below 1e-4: the rounding of the difference)' if worst < 1e-4
-        else 'a gradient is WRONG: a derivative in the engine or the model does not match '
-             'what it computes')])
+        else 'a gradient is WRONG: a derivative does not match what its node computes')])
 
 _SHADES = ' .:-=+*#%@'
 
