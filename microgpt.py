@@ -673,24 +673,18 @@ def _memory_needed(config, batch_size, docs):
             + batch_size * (_BYTES['node'] * nodes + _BYTES['edge'] * edges))
 
 def _memory_available():
-    """Bytes this process can still use, or None: the least of the machine's available
-    memory, its container's limit and this process's (ulimit -v), less what they use."""
+    """Bytes this process can still use, or None: the machine's available memory (Linux),
+    or its container's limit less what it uses, whichever is less."""
     def read(path):
         with open(path) as f:
             return f.read(4096)
-
-    def ulimit_left():
-        import resource                      # (Unix; RLIM_INFINITY: no limit)
-        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-        return (limit - int(read('/proc/self/statm').split()[0]) * os.sysconf('SC_PAGE_SIZE')
-                if limit != resource.RLIM_INFINITY else int('no limit'))
     found = []
     for left in (lambda: 1024 * int(read('/proc/meminfo').split('MemAvailable:')[1].split()[0]),
                  lambda: int(read('/sys/fs/cgroup/memory.max'))      # ('max': no limit)
-                 - int(read('/sys/fs/cgroup/memory.current')), ulimit_left):
+                 - int(read('/sys/fs/cgroup/memory.current'))):
         try:
             found.append(left())
-        except (OSError, ValueError, IndexError, ImportError, AttributeError):
+        except (OSError, ValueError, IndexError):
             pass                             # (not Linux, no container, no limit)
     return max(0, min(found)) if found else None
 
@@ -1043,6 +1037,11 @@ _GRAMMAR = (ast.Module, ast.Expr, ast.Assign, ast.Name, ast.Load, ast.Store, ast
 def _as_value(x):
     return x if isinstance(x, Value) else Value(x)
 
+def _literal(node):                          # the number in node (n, or -n), or None
+    node = node.value if isinstance(node, getattr(ast, 'Index', ())) else node   # (3.8)
+    node = getattr(node, 'operand', node)
+    return node if isinstance(node, ast.Constant) else None
+
 def _backward_examples(text):
     """backward_table() of a typed computation (or of the three examples): statements
     of numbers, names, + - * / **, exp, log, relu, softmax(...)[i] and rmsnorm(...)[i],
@@ -1053,8 +1052,6 @@ def _backward_examples(text):
     for source in [text] if text else _EXAMPLES:
         try:
             tree, names, last = ast.parse(source if len(source) < 1000 else '"long"'), {}, None
-            indices = {id(c) for n in ast.walk(tree) if isinstance(n, ast.Subscript)
-                       for c in ast.walk(n.slice)}       # ([i] stays an int)
             for node in ast.walk(tree):
                 if not isinstance(node, _GRAMMAR) or isinstance(node, ast.Call) and (
                         getattr(node.func, 'id', '') not in _FUNCTIONS or node.keywords) or \
@@ -1062,7 +1059,12 @@ def _backward_examples(text):
                             int, float) and abs(node.value) < 1e100):
                     raise _BadInput(f'{source[:60]!r}: use numbers (below 1e100), names, + - * '
                                     f'/ **, exp, log, relu, softmax(...)[i], rmsnorm(...)[i]')
-                if isinstance(node, ast.Constant) and id(node) not in indices:
+            ints = {id(_literal(n.slice)) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
+            ints |= {id(_literal(n.right)) for n in ast.walk(tree) if isinstance(n, ast.BinOp)
+                     and isinstance(n.op, ast.Pow) and abs(getattr(_literal(n.right), 'value',
+                                                               101)) <= 100}   # [i], a**2
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and id(node) not in ints:
                     node.value = float(node.value)      # (no integer of a million digits)
             for statement in tree.body:
                 last = eval(compile(ast.Expression(statement.value), '<computation>', 'eval'),
@@ -1223,18 +1225,18 @@ def _attention_weights(model, text):
 def _head_roles(model, docs):
     """{(layer, head): (what it reads most, share)}: its mean weight over docs on <BOS>,
     on the token k back (k = 0: itself), from position 2 on (<BOS> then is not k back)."""
-    sums = {}
+    seen = {}                                # (layer, head): {what it reads: [weights]}
     for doc in docs:
         weights = _attention_weights(model, doc[:model.config.block_size - 1])
         for pos in range(2, len(weights)):
             for i, heads in enumerate(weights[pos]):
                 for h, w in enumerate(heads):
                     for key, x in [('<BOS>', w[0])] + [(k, w[pos - k]) for k in range(pos)]:
-                        total = sums.setdefault((i, h), {}).setdefault(key, [0.0, 0])
-                        total[0], total[1] = total[0] + x, total[1] + 1
+                        seen.setdefault((i, h), {}).setdefault(key, []).append(x)
     roles = {}
-    for head, totals in sums.items():
-        key, share = max(((k, x / n) for k, (x, n) in totals.items()), key=lambda kv: kv[1])
+    for head, reads in seen.items():
+        key, share = max(((k, statistics.mean(xs)) for k, xs in reads.items()),
+                         key=lambda kv: kv[1])
         roles[head] = ('spread out' if share < 0.5 else key if key == '<BOS>' else
                        {0: 'itself', 1: 'the previous token'}.get(key, f'the token {key} back'),
                        share)

@@ -104,7 +104,8 @@ class TestBackwardNodeByNode(unittest.TestCase):
                    'a = 2; b = a**(9**9**9)', 'x = -8; y = x ** 0.5', 'x = 0; y = x ** -1',
                    'a = 1e300; b = exp(a)', 'a = 2; b = log(-a)', 'a = 1; b = a / 0',
                    'a = True', 'a = 1; b = softmax(a, a) * 2', 'a = 2; b = a[0]', 'a = "x"',
-                   'a = 2; b = a ** a', 'a = 1; a += 1']
+                   'a = 2; b = a ** a', 'a = 1; a += 1', 'z = softmax(1, 2)[9**9**9]',
+                   'a = 2; b = ((a ** 100) ** 100) ** 100', 'a = 9**9**9']
         for text in hostile:
             with self.subTest(text=text[:40]):
                 started = time.monotonic()
@@ -116,6 +117,7 @@ class TestBackwardNodeByNode(unittest.TestCase):
     def test_the_command_line_shows_the_three_examples_or_a_typed_one(self):
         status, out, _ = in_process('--show_backward')
         self.assertEqual((status, out.count('>>> ')), (0, 3))
+        self.assertRegex(out, r'\n  #2     \*\*2 +4 ')             # a**2 as Part I labels it
         self.assertIn('inputs: z1 = 1 (grad 0.0819251), z2 = 2 (grad -0.022033), '
                       'z3 = 3 (grad -0.059892)', out)               # p1(1 - p1), -p1 p2, -p1 p3
         _, out, _ = in_process('--show_backward', 'x = 3; y = relu(x) * exp(x)')
