@@ -364,7 +364,8 @@ class TestNoTraceback(unittest.TestCase):
         # (PyPy's young generation is as big as the CPU cache a VM reports: here 1.3 times
         # slower and 6 times the memory); never a notebook's or IPython's process
         code = ('import os, runpy, sys, types\n'
-                'sys.implementation = types.SimpleNamespace(name="pypy")\n'
+                'sys.implementation = types.SimpleNamespace(**{**vars(sys.implementation), '
+                '"name": "pypy"})\n'
                 'os.environ.pop("PYPY_GC_NURSERY", None)\n'
                 'def execve(path, argv, env):\n'
                 '    print("restart", env["PYPY_GC_NURSERY"], argv[1:]); sys.exit(0)\n'
