@@ -46,7 +46,8 @@ COPY = ['--input', 'copy.txt', '--num_steps', '500', '--num_samples', '0', '--ev
 
 EXERCISES = [
     Exercise(1, 'Count the parameters', [],
-             ['--n_layer', '2', '--n_embd', '32', '--num_steps', '0', '--num_samples', '0'],
+             ['--n_layer', '2', '--n_embd', '32', '--num_steps', '0', '--num_samples', '0',
+              '--eval_docs', '0'],
              r'^\d+ training documents, (\d+) parameters', 'first', 25984, 0, 1,
              '25984 = 28*32 + 16*32 + 2*(4 + 8)*32^2: wte and wpe, then per layer 4 attention '
              'matrices of 32 x 32 and 2 MLP matrices of 128 x 32. (The default model: 28*16 + '
