@@ -42,7 +42,6 @@ class Tokenizer:
         self.vocab_size = len(self.tokens)
 
     def encode(self, text): return [self.ids[ch] for ch in text]  # (unknown: KeyError)
-
     def encode_doc(self, doc): return [self.BOS] + self.encode(doc) + [self.EOS]
     def decode(self, ids): return ''.join(self.tokens[i] for i in ids if i > self.EOS)
 
@@ -209,7 +208,7 @@ def parameters(state_dict):
 # x). Each layer ADDS to x what attention (reading the earlier tokens) and the MLP
 # (working on this one) make of it: so the token and its position ride along in x
 # past every layer, and an add passes gradients straight down (local grad 1), where
-# through the layers alone they would be multiplied layer after layer, and could fade.
+# through layer after layer they could fade (1 layer barely needs the adds; 4 do).
 # The logits are raw scores, one per token, that softmax makes probabilities of. The
 # loss is -log of the probability given to the true next token: 0 if sure and right,
 # ln(vocab_size) = 3.33 for a uniform guess (random logits cost more: 3.5, section 4).
@@ -269,10 +268,11 @@ def squared_relu(x):
 
 
 def gpt(token_id, pos_id, cache, sd, config):
-    """The logits for the token after token_id, at position pos_id. cache[i] = (keys,
-    values): layer i's keys and values so far (this call adds its own), Values of one
-    graph, so a later position's loss sends gradients back through them too. (Read one
-    at a time, no position sees a later one: no "causal mask" is needed to hide it.)"""
+    """The logits for the token after token_id, at position pos_id, with the weights sd
+    (the state_dict). cache[i] = (keys, values): layer i's keys and values so far (this
+    call adds its own), Values of one graph, so a later position's loss sends gradients
+    back through them too. (Read one at a time, no position sees a later one: no
+    "causal mask" is needed to hide it.)"""
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]   # (n_embd,)
     for i in range(config.n_layer):
         keys, values = cache[i]

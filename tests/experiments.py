@@ -266,7 +266,13 @@ EXPERIMENTS = {
                  'enough)',
         base=dict(data='upairs', num_steps=500, batch_size=4, learning_rate=0.01,
                   warmup_steps=50),
-        settings=HEADS),
+        settings=HEADS, then='pairs_long'),
+    'pairs_long': dict(
+        question='The ordered pairs again, three times as long (1500 steps): does the '
+                 'budget or the number of heads decide?',
+        base=dict(data='pairs', num_steps=1500, batch_size=4, learning_rate=0.01,
+                  warmup_steps=50),
+        settings=HEADS[:4]),
     # 2. Warmup: the same learning rates with and without a warmup; then deeper.
     'warmup': dict(
         question='Why does training need a learning-rate warmup?',
