@@ -1,7 +1,8 @@
 """microgpt: a complete GPT in one dependency-free Python file. Part I, the algorithm:
 1. dataset, 2. tokenizer, 3. autograd, 4. parameters, 5. model, 6. training,
-7. sampling, 8. the whole story, told once: python -c "import microgpt as m;
-m.train_and_sample()" runs it alone. Part II, the workbench: you may skip it."""
+7. sampling, 8. the whole story, which runs alone: python -c "import microgpt;
+microgpt.train_and_sample()". Part II, the workbench, runs it with flags (python
+microgpt.py): progress, checkpoints, views. You may skip it."""
 import math
 import random
 from collections import namedtuple
@@ -43,7 +44,8 @@ class Tokenizer:
 
     def encode(self, text): return [self.ids[ch] for ch in text]  # (unknown: KeyError)
     def encode_doc(self, doc): return [self.BOS] + self.encode(doc) + [self.EOS]
-    def decode(self, ids): return ''.join(self.tokens[i] for i in ids if i > self.EOS)
+    def decode(self, ids):             # the characters of ids, without <BOS> and <EOS>
+        return ''.join(self.tokens[i] for i in ids if i not in (self.BOS, self.EOS))
 
 
 # --------------------------------------------------------------------------------------
@@ -60,7 +62,7 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-made = count()          # numbers the Values as they are made (for topological_order)
+made = count()   # numbers the Values as made: a Value's children have smaller numbers
 
 
 class Value:
@@ -88,8 +90,8 @@ class Value:
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
-    # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (the model
-    # has log and relu inside one-node ops, section 5; they are here for you to try)
+    # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (softmax
+    # uses exp; the model has log and relu only inside fused ops, section 5: try them)
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -121,7 +123,8 @@ def topological_order(root):
     """The nodes of root's graph that have children, each after all of its children (a
     "topological order"): backward() takes them in reverse, so a node passes its grad on
     only once all its users have added to it. A Value is made after its children, so
-    sorting by number gives one, with no recursion (Python stops recursions at 1000)."""
+    sorting by number gives one, with no recursion (Python stops recursions at 1000).
+    Leaves (the parameters, inputs) pass nothing on: their users add into their grad."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -133,17 +136,18 @@ def topological_order(root):
 
 def dot(a, b):
     """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n
-    (built of * and +, it would be 2n - 1 nodes, and most of the model's work is dot
-    products). Such a fused node (so are squared_relu and cross_entropy, section 5) has
-    its local gradients worked out by hand: d(a_i * b_i)/da_i = b_i, d/db_i = a_i, so
-    b_1..b_n, then a_1..a_n. (In dot(x, x) each x_i is a child twice: backward() adds
-    both, 2 x_i.) `python microgpt.py --gradcheck` checks such derivatives by number."""
+    (of * and +: 2n - 1 nodes; most of the model's work is dot products). A fused node
+    (so are squared_relu and cross_entropy, section 5) has its local gradients worked
+    out by hand: d(a_i * b_i)/da_i = b_i, d/db_i = a_i (in dot(x, x) each x_i is a child
+    twice: backward() adds both, 2 x_i). python microgpt.py --gradcheck checks them."""
     return dot_node(a, b, [ai.data for ai in a], [bi.data for bi in b])
 
 
 def dot_node(a, b, a_data, b_data):   # dot(a, b), given the numbers of a and of b
     if len(a) != len(b): raise ValueError(f'dot product of lengths {len(a)}, {len(b)}')
-    return Value(sum(map(mul, a_data, b_data)), a + b, b_data + a_data, 'dot')  # lists
+    children = a + b                  # lists joined: a_1..a_n, b_1..b_n
+    local_grads = b_data + a_data     # d/da_i = b_i, then d/db_i = a_i: the same order
+    return Value(sum(map(mul, a_data, b_data)), children, local_grads, 'dot')
 
 
 def linear(x, w):
@@ -178,10 +182,11 @@ def matrix_shapes(config):
 
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0: all different, so that no two outputs
-    learn the same thing; small (std 0.15), so that no first guess is sure and wrong.
-    (A first logit sums 16 products: a weight of std 0.15 times a number of x, about
-    +-1 after rmsnorm; so it spreads 0.15 * sqrt(16) = 0.6. Random logits cost about
-    spread^2 / 2 more than a uniform guess's ln 28 = 3.33: the first loss is 3.5.)"""
+    learn the same thing; small (std 0.15; the original's 0.08 trains a little worse),
+    so that no first guess is sure and wrong. A first logit z sums 16 (n_embd) weights
+    times numbers of x (about +-1, after the last rmsnorm): its spread is s = 0.15 *
+    sqrt(16) = 0.6; e^z then averages e^(s^2/2), so the first loss, log(sum e^z) - z,
+    is about ln 28 + s^2/2 = 3.5, above a uniform guess's ln 28 = 3.33 (28 tokens)."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -278,7 +283,7 @@ def gpt(token_id, pos_id, cache, sd, config):
         keys, values = cache[i]
         a = attention(rmsnorm(x), keys, values, sd, i, config)
         x = [xj + aj for xj, aj in zip(x, a)]
-        # The MLP: 4 times wider, squared ReLU, back (without it w2 (w1 x) = (w2 w1) x)
+        # The MLP: 4x wider, squared ReLU, back (if all linear: w2 (w1 x) = (w2 w1) x)
         hidden = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
         m = linear([squared_relu(hj) for hj in hidden], sd[f'layer{i}.mlp_fc2'])
         x = [xj + mj for xj, mj in zip(x, m)]
@@ -304,9 +309,10 @@ def doc_loss(tokens, state_dict, config):
     """The mean loss of predicting each token of a document from the ones before it.
     tokens starts with <BOS>; block_size positions at most are read (names: all)."""
     cache = [([], []) for _ in range(config.n_layer)]   # per layer: (keys, values)
-    losses = [cross_entropy(gpt(tokens[pos], pos, cache, state_dict, config),
-                            tokens[pos + 1])
-              for pos in range(min(len(tokens) - 1, config.block_size))]
+    losses = []
+    for pos in range(min(len(tokens) - 1, config.block_size)):   # in order: cache grows
+        logits = gpt(tokens[pos], pos, cache, state_dict, config)
+        losses.append(cross_entropy(logits, tokens[pos + 1]))
     return sum(losses) / len(losses)
 
 
@@ -351,26 +357,21 @@ def lr_at(step, num_steps, learning_rate, warmup_steps):
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
 
-# A model: its shape and tokenizer (fixed), its weights and Adam's state (updated).
+# A model: shape, tokenizer, weights, Adam's state (m, v: training goes on from them).
 Model = namedtuple('Model', 'config tokenizer state_dict adam')
 
 
-def train_step(model, docs, lr):
-    """One step on docs: their mean loss, ONE backward(), an Adam step; the loss."""
-    loss = sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict, model.config)
-               for doc in docs) / len(docs)
-    loss.backward()
-    model.adam.step(lr)
-    return loss
-
-
 def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
-    """num_steps steps, each on the next batch_size documents, round and round: yields
-    each step's loss, and its caller decides what to do between steps (print, save)."""
+    """num_steps steps, each on the next batch_size documents, round and round. A
+    generator: it yields each step's loss, and whoever loops over it decides what to
+    do between steps (train_and_sample prints; the workbench also saves, plots)."""
     for step in range(num_steps):
         batch = [docs[(step * batch_size + b) % len(docs)] for b in range(batch_size)]
-        lr = lr_at(step, num_steps, learning_rate, warmup_steps)
-        yield train_step(model, batch, lr).data     # (a number: the graph can go)
+        loss = sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict,
+                            model.config) for doc in batch) / batch_size   # the mean
+        loss.backward()                 # ONE backward(): every parameter's gradient
+        model.adam.step(lr_at(step, num_steps, learning_rate, warmup_steps))
+        yield loss.data                 # (a number: the graph can go)
 
 
 # --------------------------------------------------------------------------------------
@@ -404,11 +405,10 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
 def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
                      n_head=4, n_layer=1, block_size=16, num_steps=750, batch_size=4,
                      learning_rate=0.01, warmup_steps=50, weight_decay=0.0,
-                     eval_docs=300, num_samples=20, temperature=0.5):
+                     eval_docs=300, num_samples=20, temperature=0.5, prompt=''):
     """Read the documents, build a GPT, train it, measure its loss on eval_docs
-    documents it never saw, print num_samples new documents, return the model."""
-    # utf-8-sig: UTF-8, skipping the byte-order mark some editors put first in a file
-    with open(input, encoding='utf-8-sig') as f:
+    documents it never saw, print num_samples new ones (starting with prompt)."""
+    with open(input, encoding='utf-8-sig') as f:   # (UTF-8, less a byte-order mark)
         docs = load_docs(f.read())
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
     tokenizer = Tokenizer(''.join(docs))  # every character (val_docs' too: all encode)
@@ -425,42 +425,30 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
     if losses: print(f'validation loss {sum(losses) / len(losses):.4f}')
     rng = random.Random(seed)             # the same model and seed write the same names
     for _ in range(num_samples):
-        print(sample(sd, tokenizer, config, rng, temperature))
+        print(sample(sd, tokenizer, config, rng, temperature, prompt))
     return model
 
 # Part II: the workbench ===============================================================
-# What `python microgpt.py` adds around Part I, and a learner may skip. It runs Part
-# I's own train() and sample() (edit them: the command line shows it), and works between
-# their steps: progress, validation, checkpoints, a stop on Ctrl-C; then the loss curve,
-# views inside the engine and the model, a benchmark. What it protects, and no more:
-# nothing the user made is destroyed, or replaced but by a checkpoint they asked for;
-# bad input is one line (exit status 2) before any work; Ctrl-C keeps what was trained;
-# the caller's process (a notebook) is left as found. A hostile file gets one line.
+# What `python microgpt.py` adds around Part I's own train() and sample() (edit them: the
+# command line shows it): progress, validation, checkpoints, Ctrl-C, views, a benchmark.
+# It protects (README: what it does not): the user's files (it replaces only a checkpoint
+# asked for); one line, exit status 2, for bad input, before any work; what was trained,
+# on Ctrl-C; the caller's process (a notebook), left as found.
 # ======================================================================================
 import signal
 import sys
 _SCRIPT = __name__ == '__main__' and 'IPython' not in sys.modules   # python microgpt.py
-if _SCRIPT:                                  # (a Ctrl-C while it starts: no traceback)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-import argparse                              # noqa: E402 (the rest after that)
-import ast                                   # noqa: E402
-import gc                                    # noqa: E402
-import inspect                               # noqa: E402
-import json                                  # noqa: E402
-import os                                    # noqa: E402
-import shutil                                # noqa: E402
-import stat                                  # noqa: E402
-import statistics                            # noqa: E402
-import time                                  # noqa: E402
-import unicodedata                           # noqa: E402
+if _SCRIPT:                                  # (a Ctrl-C while it starts: quietly, 130)
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+import argparse, ast, gc, hashlib, inspect, json, os, shutil  # noqa: E401, E402 (after that)
+import stat, statistics, time, unicodedata                     # noqa: E401, E402
 
 __all__ = ['load_docs', 'split_docs', 'Tokenizer', 'Value', 'topological_order', 'dot', 'dot_node',
            'linear', 'GPTConfig', 'matrix_shapes', 'init_state_dict', 'parameters', 'softmax',
            'rmsnorm', 'attention', 'squared_relu', 'gpt', 'cross_entropy', 'doc_loss', 'Adam',
-           'lr_at', 'Model', 'train_step', 'train', 'sample', 'train_and_sample',
-           'main', 'save_checkpoint', 'load_checkpoint', 'backward_table', 'gradient_check',
-           'gradient_map', 'embedding_map', 'attention_maps', 'attention_by_hand',
-           'next_token_table']
+           'lr_at', 'Model', 'train', 'sample', 'train_and_sample', 'main', 'save_checkpoint',
+           'load_checkpoint', 'backward_table', 'gradient_check', 'gradient_map', 'embedding_map',
+           'attention_maps', 'attention_by_hand', 'next_token_table']
 
 class _BadInput(ValueError):
     """A flag, a file or a checkpoint that cannot be used: one line, exit status 2."""
@@ -489,7 +477,7 @@ _FLAGS = {  # group: [(flag, default (_STORY: train_and_sample's), type or its m
     'sampling': [
         ('num_samples', _STORY, 10 ** 6, 'documents to sample after training'),
         ('temperature', _STORY, float, 'above 0: lower is safer, higher is wilder'),
-        ('prompt', '', str, 'every sample starts with this text')],
+        ('prompt', _STORY, str, 'every sample starts with this text')],
     'checkpoints': [
         ('save', None, str, 'write a checkpoint (JSON) here during and after training'),
         ('save_every', 100, 10 ** 9, 'steps between checkpoints (0: only at the end)'),
@@ -519,8 +507,7 @@ def _settings(argv):
         group = parser.add_argument_group(title)
         for name, _, kind, text in rows:
             d = DEFAULTS[name]
-            text += '' if d in (None, '', False) else f' (default {d:g})' if isinstance(
-                d, float) else f' (default {d})'
+            text += '' if d in (None, '', False) else f' (default {d:g})'
             options = (dict(action='store_true') if kind is bool else
                        dict(nargs='?', const='', metavar='TEXT') if kind == '?' else
                        dict(type=kind if kind in (str, float) else int, metavar='PATH' if name
@@ -538,16 +525,17 @@ def _settings(argv):
         low = 1 if name in _SHAPE + ('batch_size', 'eval_every') else 0
         if not low <= s[name] <= most:
             raise _BadInput(f'--{name} must be from {low} to {most}, not {s[name]}')
-    for name in ('learning_rate', 'temperature'):
-        if not 0 < s[name] < math.inf:
-            raise _BadInput(f'--{name} must be a positive number, not {s[name]}')
+    for name, least in (('learning_rate', 0), ('temperature', 1e-100)):   # (1 / T: finite)
+        if not least < s[name] < math.inf:
+            raise _BadInput(f'--{name} must be a positive number (above {least:g}), not {s[name]}')
     if not 0 <= s['weight_decay'] < 1 / s['learning_rate']:   # (AdamW: w -= lr * wd * w)
         raise _BadInput(f"--weight_decay must be from 0 to below 1 / --learning_rate "
                         f"({1 / s['learning_rate']:g}), not {s['weight_decay']}")
     if not 0 <= s['val_fraction'] < 1:
         raise _BadInput(f"--val_fraction must be at least 0 and below 1, not {s['val_fraction']}")
-    if '' in (s['input'], s['save'], s['load']):
-        raise _BadInput('--input, --save and --load need a file name, not an empty one')
+    for name in ('input', 'save', 'load'):
+        if s[name] == '' or '\0' in (s[name] or ''):
+            raise _BadInput(f'--{name} needs a file name (not empty, without a NUL character)')
     if 'save_every' in given and not s['save']:
         raise _BadInput('--save_every needs --save PATH: there is nothing to save to')
     if s['bench'] and (s['num_steps'] == 0 or s['save']):
@@ -568,10 +556,8 @@ def _read_file(path, what, most):
             data = f.read(most + 1)
     except FileNotFoundError:
         raise _BadInput(f'{what} {path!r} not found')
-    except (OSError, ValueError) as e:       # (ValueError: a NUL in the name)
-        raise _BadInput(f'cannot read {what} {path!r}: {getattr(e, "strerror", None) or e}')
-    if data is None:                         # (a file that would make a read wait)
-        raise _BadInput(f'cannot read {what} {path!r} without waiting; copy it to a file')
+    except OSError as e:
+        raise _BadInput(f'cannot read {what} {path!r}: {e.strerror or e}')
     if len(data) > most:
         raise _BadInput(f'{what} {path!r} has more than {most // 2 ** 20} MB; microgpt reads '
                         f'at most {most // 2 ** 20} MB')
@@ -590,22 +576,17 @@ def _read_docs(path):
         raise _BadInput(f'input file {path!r} is empty: it needs one document per line')
     return docs
 
-def _named(ch):
-    """A character as a message shows it: 'é', and the name of one invisible alone."""
-    if unicodedata.category(ch)[0] in 'MCZ' or not ch.isprintable():
-        return f'character {ch!r} ({unicodedata.name(ch, "U+%04X" % ord(ch))})'
-    return f'character {ch!r}'
-
-# What _prepare() found: the input, the model, the documents, their split, where to start.
-_Plan = namedtuple('_Plan', 'path model train_docs val_docs split start')
+_Plan = namedtuple('_Plan', 'path model train_docs val_docs split start texts')
 
 def _prepare(s, given):
     """The run's input, checked against all that will use it before any work (documents,
-    checkpoint, texts, memory, save path): a _Plan, with the loaded model or a new one."""
+    checkpoint, texts, memory, save path): a _Plan of the path, the model (loaded or new),
+    the documents, their split, the first document to train on, the texts to start from."""
     here = os.path.dirname(os.path.abspath(__file__)) if '__file__' in globals() else '.'
     path = s['input'] or os.path.join(here, 'names.txt')   # (pasted in a notebook: no file)
     docs = _read_docs(path)
     model, kept = _load(s['load'], s['weight_decay']) if s['load'] else (None, {})
+    digest = hashlib.sha256('\n'.join(docs).encode()).hexdigest()[:16]   # (the documents)
     split = kept.get('split', {'seed': s['seed'], 'val_fraction': s['val_fraction']})
     if 'val_fraction' in given and s['val_fraction'] != split['val_fraction']:
         raise _BadInput(f"--val_fraction {s['val_fraction']:g} differs from the checkpoint's "
@@ -620,45 +601,65 @@ def _prepare(s, given):
     config = model.config if model else GPTConfig(tokenizer.vocab_size, *map(s.get, _SHAPE))
     unknown = sorted(set(''.join(docs)) - set(tokenizer.chars))
     if unknown:
-        raise _BadInput(f"{path!r} has {_named(unknown[0])}, not in the checkpoint's "
+        raise _BadInput(f"{path!r} has character {unknown[0]!r}, not in the checkpoint's "
                         f'vocabulary: give the --input it was trained on')
+    if split.get('docs', digest) != digest and (s['num_steps'] or s['save']):
+        raise _BadInput(f"{path!r} is not the input {s['load']!r} trained on: going on would "
+                        f'hold out documents it trained on (give that input, or --num_steps 0)')
+    if 'seed' in given and 'split' in kept and s['seed'] != split['seed']:
+        _complain(f"note: the split is the checkpoint's (seed {split['seed']}); --seed "
+                  f"{s['seed']} sets the samples")
+    split = {**split, 'docs': digest}
     train_docs, val_docs = split_docs(docs, split['val_fraction'], random.Random(split['seed']))
     if not train_docs and s['num_steps']:
         raise _BadInput(f"{path!r} has {len(docs)} documents, all held out by --val_fraction "
                         f"{split['val_fraction']:g}: none is left to train on")
+    texts = {}                               # every text a sample or a view starts from
     for name, taken in (('prompt', 0), ('show_next', 1), ('show_attention', 1),
                         ('attention_by_hand', 1), ('gradcheck', 0), ('show_gradients', 0)):
-        text, most = s[name] or '', config.block_size - taken   # (<BOS> takes a place)
-        for ch in text:
+        text, most = s[name], config.block_size - taken   # (<BOS> takes a place)
+        if text == '' and name != 'prompt':  # a view's default: the first held-out document
+            if not val_docs:
+                raise _BadInput(f'--{name} needs a document; none of the {len(docs)} is held '
+                                f"out (--val_fraction {split['val_fraction']:g}): give one, as "
+                                f'--{name} {docs[0][:most]}')
+            text = val_docs[0][:min(2, most) if name == 'attention_by_hand' else most]
+        for ch in text or '':
             if ch not in tokenizer.ids:
-                raise _BadInput(f'--{name} {text!r}: {_named(ch)} is not in the vocabulary')
-        if len(text) > most:
+                raise _BadInput(f'--{name} {text!r}: character {ch!r} is not in the vocabulary')
+        if len(text or '') > most:
             raise _BadInput(f'--{name} has {len(text)} characters; at most {most} fit in '
                             f'block_size {config.block_size}')
-        if s[name] == '' and name != 'prompt' and not val_docs:
-            raise _BadInput(f'--{name} needs a document; none of the {len(docs)} is held out '
-                            f"(--val_fraction {split['val_fraction']:g}): give one, as --{name} "
-                            f'{docs[0][:most]}')
+        texts[name] = text
     need, have = _memory_needed(config, s['batch_size'], docs), _memory_available()
     if have is not None and need > have:
         raise _BadInput(f'training this model needs about {_in_units(need)} of memory ({config}, '
                         f"batch_size {s['batch_size']}); this process can use {_in_units(have)}")
     if s['save']:
         _check_save_path(s['save'], config)
+    if not model:                            # a new model, as train_and_sample() builds it
+        sd = init_state_dict(config, s['seed'])
+        model, kept = Model(config, tokenizer, sd, Adam(parameters(sd), s['weight_decay'])), {}
+    for name in ('show_attention', 'attention_by_hand'):
+        if texts[name] is not None:          # (they find attention's numbers in the graph)
+            try:
+                attention_by_hand(model, texts[name])
+                _attention_weights(model, texts[name])
+            except (LookupError, ValueError):
+                raise _BadInput(f"--{name}: attention's numbers are not where the view looks "
+                                f"for them in gpt()'s graph: was attention() edited?")
     if 0 < s['num_steps'] <= s['warmup_steps']:
         top = s['learning_rate'] * s['num_steps'] / s['warmup_steps']
         _complain(f"warning: --warmup_steps {s['warmup_steps']} is not below --num_steps "
                   f"{s['num_steps']}: the learning rate climbs all run, to {top:g} at most, "
                   f'and never decays')
-    if not model:                            # a new model, as train_and_sample() builds it
-        sd = init_state_dict(config, s['seed'])
-        model, kept = Model(config, tokenizer, sd, Adam(parameters(sd), s['weight_decay'])), {}
     return _Plan(path, model, train_docs, val_docs, split,    # (an older checkpoint: by t)
-                 kept.get('docs_seen', model.adam.t * s['batch_size']))
+                 kept.get('docs_seen', model.adam.t * s['batch_size']), texts)
 
 # Memory: the parameters (and Adam's m, v) and a step's graph. A position reads each weight
 # in a dot product (2 edges) but wpe's other rows; norms, adds, softmax, relu^2 add ~11 nodes,
-# 20 edges per n_embd and layer; attention, 6 nodes a head, 4 n_embd edges a pair of positions.
+# 20 edges per n_embd and layer; attention, a pair of positions: 6 nodes, 7 edges a head (the
+# score, its scale, softmax) and 4 n_embd edges (q . k and the weights . v).
 _BYTES = dict(node=240, edge=25, parameter=250)
 
 def _memory_needed(config, batch_size, docs):
@@ -668,7 +669,7 @@ def _memory_needed(config, batch_size, docs):
     nodes = positions * (sum(r for r, _ in shapes.values()) - config.block_size + 1
                          + 11 * n * layers) + 6 * config.n_head * layers * pairs
     edges = positions * (2 * (params - (config.block_size - 1) * n) + 20 * n * layers) \
-        + 4 * n * layers * pairs
+        + (4 * n + 7 * config.n_head) * layers * pairs
     return (_BYTES['parameter'] * params + 3 * sum(100 + len(doc) for doc in docs)
             + batch_size * (_BYTES['node'] * nodes + _BYTES['edge'] * edges))
 
@@ -704,16 +705,12 @@ def _check_save_path(path, config=None):
     if path.endswith(('/', os.sep)) or os.path.isdir(target):
         raise _BadInput(f'--save {path!r} is a folder; give the file name to save to')
     if os.path.lexists(target):
-        if not os.path.isfile(target):
-            raise _BadInput(f'--save {path!r} is not a regular file; refusing to replace it')
-        try:
-            with open(target, 'rb') as f:
-                head = f.read(64).replace(b' ', b'')
-        except OSError as e:
-            raise _BadInput(f'cannot read --save {path!r}: {e.strerror}')
-        if head and not head.startswith(f'{{"format":"{_FORMAT}'.replace(' ', '').encode()):
+        head = _read_file(target, '--save', MAX_CHECKPOINT_BYTES)[:64]   # (only a file)
+        if head and not head.startswith(json.dumps({'format': _FORMAT})[:-1].encode()):
             raise _BadInput(f'--save {path!r} exists and is not a microgpt checkpoint; '
                             f'refusing to replace it: remove it first, or save elsewhere')
+        if not os.access(target, os.W_OK):
+            raise _BadInput(f'--save {path!r} is read-only; refusing to replace it')
     if config is None:
         return
     size = 75 * sum(r * c for r, c in matrix_shapes(config).values()) + 10 * config.vocab_size
@@ -750,8 +747,7 @@ def save_checkpoint(path, model, **kept):
     _check_save_path(path)
     if _unusable(model):
         raise _BadInput(f'{_unusable(model)}: checkpoint {path!r} not written')
-    config = model.config._asdict()
-    del config['vocab_size']                 # (the vocabulary is in 'chars')
+    config = {k: getattr(model.config, k) for k in _SHAPE}   # (the vocabulary: in 'chars')
     text = json.dumps(dict(format=_FORMAT, config=config, chars=model.tokenizer.chars,
                            step=model.adam.t, adam_m=model.adam.m, adam_v=model.adam.v,
                            state_dict={name: [[p.data for p in row] for row in matrix]
@@ -772,10 +768,9 @@ def save_checkpoint(path, model, **kept):
 def _unusable(model):
     """Why model would not load back, or None (a weight of 1e6: diverged long ago)."""
     if not all(abs(p.data) < 1e6 for p in model.adam.params):
-        return 'the weights grew beyond 1e6, or became infinite or nan'
+        return 'the weights grew past 1e6 (or to inf or nan)'
     if not all(abs(x) < math.inf for x in model.adam.m + model.adam.v):
         return "Adam's state became infinite or nan"
-    return None
 
 def load_checkpoint(path, weight_decay=0.0):
     """The Model in save_checkpoint()'s file, all checked first: a damaged one, one line."""
@@ -788,7 +783,8 @@ def _load(path, weight_decay):
         ck = json.loads(data.decode('utf-8'))
         model = _model_from(ck, weight_decay)
     except (ValueError, RecursionError, KeyError, TypeError, AttributeError, IndexError) as e:
-        why = e if isinstance(e, (ValueError, RecursionError)) else "its parts are not a model's"
+        why = (e if isinstance(e, (ValueError, RecursionError)) else f'it has no {e}'
+               if isinstance(e, KeyError) else "its parts are not a model's")
         raise _BadInput(f'checkpoint {path!r} is damaged or not a microgpt checkpoint: {why}')
     return model, {k: ck[k] for k in ('split', 'docs_seen') if k in ck}
 
@@ -859,7 +855,8 @@ class _Signals:
         elif self.collecting:
             gc.enable()
 
-    def __exit__(self, *exc):                # (and training(False) turned gc back on)
+    def __exit__(self, *exc):
+        self.training(False)
         for signum, handler in self.old.items():
             signal.signal(signum, handler)
 
@@ -876,6 +873,9 @@ def _train_watched(model, plan, s, signals):
     history = dict(train=[], val=[], ms=[], save_failed=False)
     eval_docs = [] if s['bench'] else plan.val_docs[:s['eval_docs']]
     _validate(model, eval_docs, 0, history, show, signals)
+    if signals.stop is not None and num_steps:   # (Ctrl-C before any step: none taken)
+        show('interrupted: stopped before step 1')
+        return history
     signals.training(True)
     try:
         started = time.perf_counter()
@@ -895,7 +895,10 @@ def _train_watched(model, plan, s, signals):
             if signals.stop is not None:
                 show(f'interrupted: stopped after step {step}')
             done = step == num_steps or signals.stop is not None
-            if s['save'] and (done or s['save_every'] and step % s['save_every'] == 0):
+            saving = s['save'] and (done or s['save_every'] and step % s['save_every'] == 0)
+            if (done or saving) and _unusable(model):   # (weights no loss has seen yet)
+                _diverged(step, _unusable(model))
+            if saving:
                 _save(model, plan, s, step, show, history, done)
             if done:
                 break
@@ -932,8 +935,6 @@ def _diverged(step, what, x=math.nan):      # the one divergence rule: no finite
 
 def _save(model, plan, s, step, show, history, done):
     """A checkpoint; one that fails is said, and training goes on (ending with status 1)."""
-    if _unusable(model):
-        _diverged(step, _unusable(model))
     try:
         save_checkpoint(s['save'], model, split=plan.split,
                         docs_seen=plan.start + step * s['batch_size'])
@@ -981,13 +982,10 @@ def _print_samples(model, plan, s):
     for _ in range(s['num_samples']):
         doc = sample(model.state_dict, model.tokenizer, model.config, rng, s['temperature'],
                      s['prompt'])
-        if doc in train_set:
-            copied, mark = copied + 1, '   (in the training data)'
-        elif doc in val_set:
-            held_out, mark = held_out + 1, '   (in the validation data: real, never trained on)'
-        else:
-            mark = ''
-        _say(doc + mark)
+        copied, held_out = copied + (doc in train_set), held_out + (doc in val_set)
+        mark = ('in the training data' if doc in train_set else
+                'in the validation data: real, never trained on' if doc in val_set else '')
+        _say(f'{doc}   ({mark})' if mark else doc)
     _say(f"{s['num_samples'] - copied - held_out} of {s['num_samples']} samples are new; "
          f'{copied} in the training data, {held_out} in the validation data')
 
@@ -1051,7 +1049,9 @@ def _backward_examples(text):
     tables = []
     for source in [text] if text else _EXAMPLES:
         try:
-            tree, names, last = ast.parse(source if len(source) < 1000 else '"long"'), {}, None
+            if len(source) > 999 or source.count('(') + source.count('[') > 90:  # (3.8's parser)
+                raise _BadInput(f'{source[:40]!r}...: longer than 999 characters or 90 brackets')
+            tree, names, last = ast.parse(source), {}, None
             for node in ast.walk(tree):
                 if not isinstance(node, _GRAMMAR) or isinstance(node, ast.Call) and (
                         getattr(node.func, 'id', '') not in _FUNCTIONS or node.keywords) or \
@@ -1072,12 +1072,13 @@ def _backward_examples(text):
                 last = Value(last) if isinstance(last, float) else last
                 for target in getattr(statement, 'targets', []):
                     names[target.id] = last
-        except (SyntaxError, ArithmeticError, ValueError, TypeError, NameError, IndexError,
+        except (SyntaxError, ArithmeticError, ValueError, TypeError, NameError, LookupError,
                 RecursionError, MemoryError) as e:
             if isinstance(e, _BadInput):
                 raise
             why = ('division by 0' if isinstance(e, ZeroDivisionError) else 'a negative number '
-                   'to a fractional power' if 'complex' in str(e) else e.args[-1] if e.args else e)
+                   'to a fractional power' if 'complex' in str(e) else getattr(e, 'msg', None)
+                   or (e.args[-1] if e.args else e))
             raise _BadInput(f'cannot compute {source!r}: {why}')
         if not isinstance(last, Value) or not last.children:
             raise _BadInput(f'{source!r}: the last line must compute one number (as a * b, or '
@@ -1104,10 +1105,12 @@ def gradient_check(model, doc, per_matrix=2, eps=1e-6):
         for _, r, c in sorted(((abs(p.grad), r, c) for r, row in enumerate(matrix)
                                for c, p in enumerate(row)), reverse=True)[:per_matrix]:
             p, kept, losses = matrix[r][c], matrix[r][c].data, []
-            for shift in (eps, -eps):
-                p.data = kept + shift
-                losses.append(doc_loss(tokens, model.state_dict, model.config).data)
-            p.data = kept
+            try:
+                for shift in (eps, -eps):
+                    p.data = kept + shift
+                    losses.append(doc_loss(tokens, model.state_dict, model.config).data)
+            finally:                         # (Ctrl-C too: the weight is left as it was)
+                p.data = kept
             numeric = (losses[0] - losses[1]) / (2 * eps)
             gap = abs(p.grad - numeric) / max(abs(p.grad), abs(numeric), 1e-12)
             worst = max(worst, gap)
@@ -1174,8 +1177,7 @@ def embedding_map(model, width=60, height=18):
     points = [[sum(x * d for x, d in zip(row, v)) for v in directions] for row in centred]
     (x_lo, y_lo), (x_hi, y_hi) = map(min, zip(*points)), map(max, zip(*points))
     grid = [[' '] * width for _ in range(height)]
-    marks = ['^', '$'] + [c if c.isprintable() and c != ' ' else '?' for c in
-                          model.tokenizer.chars]
+    marks = ['^', '$'] + [c if c.isprintable() and c != ' ' else '?' for c in model.tokenizer.chars]
     for mark, (x, y) in zip(marks, points):
         r = round((y_hi - y) / ((y_hi - y_lo) or 1) * (height - 1))
         c = round((x - x_lo) / ((x_hi - x_lo) or 1) * (width - 1))
@@ -1211,7 +1213,7 @@ def _forward(model, text):
 def _dot_ending(dots, tail):
     """The dot product whose second vector is tail (those very Values, not copies)."""
     node = dots[id(tail[0]), len(tail)]
-    assert all(a is b for a, b in zip(node.children[len(tail):], tail))
+    _need(all(a is b for a, b in zip(node.children[len(tail):], tail)), 'not that dot product')
     return node
 
 def _attention_weights(model, text):
@@ -1275,8 +1277,7 @@ def attention_by_hand(model, text, head=0):
            f'a score is q . k / sqrt({d})']
     for pos, dots in enumerate(found):
         scores = [_dot_ending(dots, part(k)) for k in keys[:pos + 1]]
-        output = [_dot_ending(dots, [v[head * d + j] for v in values[:pos + 1]])
-                  for j in range(d)]
+        output = [_dot_ending(dots, [v[head * d + j] for v in values[:pos + 1]]) for j in range(d)]
         weights = output[0].children[:pos + 1]
         out += [f'position {pos}, reading {names[pos]}: q = {show(scores[0].children[:d])}; the '
                 f'cache gets k{pos} = {show(part(keys[pos]))}, v{pos} = {show(part(values[pos]))}']
@@ -1305,15 +1306,14 @@ def next_token_table(model, prefix, temperature, top=10):
     return '\n'.join(out)
 
 def _print_views(model, plan, s):
-    doc, crop = (plan.val_docs or [''])[0], model.config.block_size
     for name, view in (('show_next', lambda t: next_token_table(model, t, s['temperature'])),
-                       ('attention_by_hand', lambda t: attention_by_hand(model, t or doc[:2])),
+                       ('attention_by_hand', lambda t: attention_by_hand(model, t)),
                        ('show_embeddings', lambda t: embedding_map(model)),
                        ('show_attention', lambda t: attention_maps(model, t, plan.val_docs)),
-                       ('show_gradients', lambda t: gradient_map(model, t or doc[:crop])),
-                       ('gradcheck', lambda t: gradient_check(model, t or doc[:crop]))):
+                       ('show_gradients', lambda t: gradient_map(model, t)),
+                       ('gradcheck', lambda t: gradient_check(model, t))):
         if s[name] not in (None, False):
-            _say(view(s[name]))
+            _say(view(plan.texts.get(name)))
 
 # --- Benchmark: the speed of a training step, for anyone to rerun ---------------------
 
@@ -1366,6 +1366,7 @@ def main(argv=None):
     if argv is None:                         # (in a notebook, argv is the kernel's, not %run's)
         ours = '__file__' in globals() and os.path.abspath(sys.argv[0]) == os.path.abspath(__file__)
         argv = sys.argv[1:] if ours or 'ipykernel' not in sys.modules else []
+    argv = argv.split() if isinstance(argv, str) else [str(a) for a in argv]   # (notebooks)
     try:
         with _Signals() as signals:
             try:
@@ -1381,9 +1382,9 @@ def main(argv=None):
     except MemoryError:
         _complain('error: out of memory')
         return 2
-    except OSError as e:                     # the output: a full disk (a closed pipe: below)
-        if isinstance(e, BrokenPipeError):
-            raise
+    except BrokenPipeError:                  # (a closed pipe: below)
+        raise
+    except OSError as e:                     # the output: a full disk
         _complain(f'error: cannot write the output: {e.strerror or e}')
         return 1
 
@@ -1425,4 +1426,5 @@ if __name__ == '__main__':
         status = 141
     if _SCRIPT:                              # (then python -i's prompt takes Ctrl-C again)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        sys.exit(status)
+        if not sys.flags.inspect:            # (python -i: to its prompt, no SystemExit)
+            sys.exit(status)

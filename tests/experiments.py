@@ -107,10 +107,11 @@ PART_ONE_GPT = microgpt.gpt
 
 
 def variant_gpt(token_id, pos_id, cache, sd, config, attention='full', residual=True,
-                norm=True):
+                norm=True, relu=False):
     """gpt() of Part I, from its own functions, with a switch per idea: attention 'self'
     (each position reads only its own value: sees only itself), no residual adds
-    (x = f(x) instead of x = x + f(x)), no rmsnorm (the identity instead)."""
+    (x = f(x) instead of x = x + f(x)), no rmsnorm (the identity instead), relu in the
+    MLP instead of squared_relu (as the 200-line original has it)."""
     rms = microgpt.rmsnorm if norm else (lambda x: x)
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]
     for i in range(config.n_layer):
@@ -122,7 +123,8 @@ def variant_gpt(token_id, pos_id, cache, sd, config, attention='full', residual=
                                 sd[f'layer{i}.attn_wo'])
         x = [xj + aj for xj, aj in zip(x, a)] if residual else a
         h = microgpt.linear(rms(x), sd[f'layer{i}.mlp_fc1'])
-        h = microgpt.linear([microgpt.squared_relu(hj) for hj in h], sd[f'layer{i}.mlp_fc2'])
+        h = microgpt.linear([hj.relu() if relu else microgpt.squared_relu(hj) for hj in h],
+                            sd[f'layer{i}.mlp_fc2'])
         x = [xj + hj for xj, hj in zip(x, h)] if residual else h
     return microgpt.linear(rms(x), sd['wte'])
 
@@ -147,7 +149,7 @@ def evaluate(docs, tokenizer, sd, config, lookups):
     return statistics.mean(doc_means), (statistics.mean(looked) if looked else None)
 
 
-VARIANT_KEYS = ('attention', 'residual', 'norm')
+VARIANT_KEYS = ('attention', 'residual', 'norm', 'relu')
 
 
 def run(job):
@@ -306,7 +308,12 @@ EXPERIMENTS = {
         question='The same on the copy task (abhda.abhda), which needs attention',
         base=dict(data='copy', n_layer=4, num_steps=500, batch_size=4, learning_rate=0.01,
                   warmup_steps=50),
-        settings=IDEAS, early=100),
+        settings=IDEAS, early=100, then='activation'),
+    'activation': dict(
+        question="The MLP's nonlinearity: squared relu (Part I) or relu (the original), "
+                 'the default run',
+        base=dict(NAMES_BASE, num_steps=750),
+        settings=[('squared relu', {}), ('relu', dict(relu=True))]),
     'scaling': dict(
         question='Scale: bigger models, the same 1500 steps of 4 names',
         base=dict(NAMES_BASE, num_steps=1500),

@@ -20,12 +20,13 @@ class TestReadme(unittest.TestCase):
 
     def setUp(self):
         self.readme = read('README.md')
+        self.maxDiff = 2000
         self.source = read('microgpt.py')
         self.lines = self.source.splitlines()
 
     def test_shows_the_two_commands(self):
-        self.assertIn('\npython microgpt.py ', self.readme)
-        self.assertIn('\npython -m unittest ', self.readme)
+        self.assertTrue('\npython microgpt.py ' in self.readme, '\npython microgpt.py ')
+        self.assertTrue('\npython -m unittest ' in self.readme, '\npython -m unittest ')
 
     def test_its_line_numbers_are_the_files(self):
         new, missing = updated(self.readme, self.lines)
@@ -55,11 +56,11 @@ class TestReadme(unittest.TestCase):
             elif t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
                 tokens.append(t)
         statements = sum(1 for line in code if line <= cut)
-        self.assertIn(f'({cut} lines, {statements} statements)', self.readme)
-        self.assertIn(f'({len(self.lines) - cut} lines)', self.readme)
+        self.assertTrue(f'({cut} lines, {statements} statements)' in self.readme, f'({cut} lines, {statements} statements)')
+        self.assertTrue(f'({len(self.lines) - cut} lines)' in self.readme, f'({len(self.lines) - cut} lines)')
         names = {}
         exec('from microgpt import *', names)
-        self.assertIn(f'`from microgpt import *` gives {len(names) - 1} names', self.readme)
+        self.assertTrue(f'`from microgpt import *` gives {len(names) - 1} names' in self.readme, f'`from microgpt import *` gives {len(names) - 1} names')
 
     def test_the_notebook_example_prints_what_it_says(self):
         tokenizer = microgpt.Tokenizer(read('names.txt').replace('\n', ''))
@@ -67,9 +68,9 @@ class TestReadme(unittest.TestCase):
                                     block_size=16)
         sd = microgpt.init_state_dict(config)
         loss = microgpt.doc_loss(tokenizer.encode_doc('emma'), sd, config)
-        self.assertIn(f'# loss = {loss.data!r}, before any training', self.readme)
+        self.assertTrue(f'# loss = {loss.data!r}, before any training' in self.readme, f'# loss = {loss.data!r}, before any training')
         drawn = microgpt.sample(sd, tokenizer, config, random.Random(0), prompt='em')
-        self.assertIn(f'# sample = {drawn}', self.readme)
+        self.assertTrue(f'# sample = {drawn}' in self.readme, f'# sample = {drawn}')
 
     def test_the_pytorch_page_is_the_model_the_parity_test_checks(self):
         shown = re.search(r'## From microgpt to a real GPT.*?```python\n(.*?)```', self.readme,

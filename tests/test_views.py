@@ -8,13 +8,14 @@ import io
 import math
 import os
 import re
+import tempfile
 import time
 import unittest
 from unittest import mock
 
 import microgpt
 from microgpt import Value
-from tests import ROOT, in_process, small_model
+from tests import ROOT, in_process, run_cli, small_model
 
 
 def table_rows(table):
@@ -105,7 +106,8 @@ class TestBackwardNodeByNode(unittest.TestCase):
                    'a = 1e300; b = exp(a)', 'a = 2; b = log(-a)', 'a = 1; b = a / 0',
                    'a = True', 'a = 1; b = softmax(a, a) * 2', 'a = 2; b = a[0]', 'a = "x"',
                    'a = 2; b = a ** a', 'a = 1; a += 1', 'z = softmax(1, 2)[9**9**9]',
-                   'a = 2; b = ((a ** 100) ** 100) ** 100', 'a = 9**9**9']
+                   'a = 2; b = ((a ** 100) ** 100) ** 100', 'a = 9**9**9',
+                   'b = __builtins__[0]', 'a = ', '(' * 95 + '1' + ')' * 95]
         for text in hostile:
             with self.subTest(text=text[:40]):
                 started = time.monotonic()
@@ -113,6 +115,10 @@ class TestBackwardNodeByNode(unittest.TestCase):
                 self.assertEqual((status, out), (2, ''), err)
                 self.assertEqual(len(err.splitlines()), 1, err)
                 self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(in_process('--show_backward', 'a = ')[2],
+                         "error: cannot compute 'a = ': invalid syntax\n")
+        deep = run_cli('--show_backward', '(' * 95 + 'a' + ')' * 95)   # (3.8's parser printed
+        self.assertEqual(len(deep.stderr.splitlines()), 1, deep.stderr)   # a line of its own)
 
     def test_the_command_line_shows_the_three_examples_or_a_typed_one(self):
         status, out, _ = in_process('--show_backward')
@@ -150,6 +156,20 @@ class TestGradientCheck(unittest.TestCase):
             report = microgpt.gradient_check(self.model, 'abcab')
         self.assertIn('a gradient is WRONG', report)
         self.assertIn('<- DIFFERENT', report)
+
+    def test_a_ctrl_c_in_the_check_leaves_every_weight_as_it_was(self):
+        # (a notebook's Ctrl-C between the two shifted losses left a weight moved by eps)
+        weights, real, calls = [p.data for p in self.model.adam.params], microgpt.doc_loss, []
+
+        def interrupted(*args):
+            calls.append(None)
+            if len(calls) == 3:               # (1: the loss; 2: w + eps; 3: w - eps)
+                raise KeyboardInterrupt
+            return real(*args)
+        with mock.patch.object(microgpt, 'doc_loss', interrupted), \
+                self.assertRaises(KeyboardInterrupt):
+            microgpt.gradient_check(self.model, 'abcab')
+        self.assertEqual([p.data for p in self.model.adam.params], weights)
 
     def test_from_the_command_line_on_the_first_held_out_document(self):
         status, out, _ = in_process('--num_steps', 0, '--num_samples', 0, '--gradcheck')
@@ -313,6 +333,28 @@ class TestAttentionByHand(unittest.TestCase):
         self.assertEqual(status, 0)
         self.assertEqual(len(re.findall(r'^position \d, reading', out, re.M)), 3)
 
+    def test_after_an_edit_of_attention_the_views_say_so_before_training(self):
+        # (the views read attention's numbers from the graph: after exercise 6's edit, or
+        # dot(k_s, q_h) for dot(q_h, k_s), they ended in a traceback after training)
+        with open(os.path.join(ROOT, 'microgpt.py'), encoding='utf-8') as f:
+            source = f.read()
+        for old, new in (('softmax([dot(q_h, k_s)', 'softmax([dot(k_s, q_h)'),
+                         ('        a = attention(rmsnorm(x), keys, values, sd, i, config)\n'
+                          '        x = [xj + aj for xj, aj in zip(x, a)]\n', '')):
+            self.assertEqual(source.count(old), 1, old)
+            for view in ('--show_attention', '--attention_by_hand'):
+                with self.subTest(edit=old[:20], view=view), \
+                        tempfile.TemporaryDirectory() as tmp:
+                    script = os.path.join(tmp, 'microgpt.py')
+                    with open(script, 'w', encoding='utf-8') as f:
+                        f.write(source.replace(old, new))
+                    result = run_cli('--input', os.path.join(ROOT, 'names.txt'), '--num_steps',
+                                     5, view, 'ab', script=script, cwd=tmp)
+                    self.assertEqual((result.returncode, result.stdout), (2, ''))
+                    self.assertEqual(result.stderr, f"error: {view}: attention's numbers are not "
+                                     f"where the view looks for them in gpt()'s graph: was "
+                                     f"attention() edited?\n")
+
 
 class TestTheNextToken(unittest.TestCase):
 
@@ -346,7 +388,7 @@ class TestSamplesNewOrCopied(unittest.TestCase):
     def test_each_sample_is_marked_and_each_is_counted(self):
         # a name in both sets is a training name; a name drawn twice counts twice
         model = model_of(microgpt.GPTConfig(5, 4, 1, 1, 4), 'abc')
-        plan = microgpt._Plan('x.txt', model, ['ab', 'cc'], ['ab', 'ba'], {}, 0)
+        plan = microgpt._Plan('x.txt', model, ['ab', 'cc'], ['ab', 'ba'], {}, 0, {})
         settings = dict(microgpt.DEFAULTS, num_samples=5)
         out = io.StringIO()
         with mock.patch.object(microgpt, 'sample', side_effect=['ab', 'ba', 'ab', 'abc', 'abc']), \

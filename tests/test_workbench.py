@@ -15,7 +15,7 @@ import unittest
 from unittest import mock
 
 import microgpt
-from tests import CITIES, ROOT, SCRIPT, in_process, run_cli, samples_of, write_cities
+from tests import CITIES, ROOT, SCRIPT, in_process, run_cli, samples_of, step_by_hand, write_cities
 
 NAMES = os.path.join(ROOT, 'names.txt')
 QUIET = ('--eval_docs', 0, '--num_samples', 0, '--warmup_steps', 0)
@@ -74,7 +74,8 @@ class TestCheckpoints(WithFolder):
         self.assertEqual(ck['config'], {'n_embd': 8, 'n_head': 2, 'n_layer': 2, 'block_size': 12})
         self.assertEqual(ck['chars'], list('abcdefghijklmnopqrstuvwxyz'))
         self.assertEqual((ck['step'], ck['docs_seen']), (3, 6))
-        self.assertEqual(ck['split'], {'seed': 7, 'val_fraction': 0.1})
+        self.assertEqual(ck['split'], {'seed': 7, 'val_fraction': 0.1, 'docs': ck['split']['docs']})
+        self.assertRegex(ck['split']['docs'], r'^[0-9a-f]{16}$')     # (the documents, hashed)
         self.assertEqual(len(ck['state_dict']['layer1.mlp_fc1']), 32)
         n = sum(len(r) for m in ck['state_dict'].values() for r in m)
         self.assertEqual((len(ck['adam_m']), len(ck['adam_v'])), (n, n))
@@ -102,7 +103,7 @@ class TestCheckpoints(WithFolder):
         model, (train_docs, _) = microgpt.load_checkpoint(self.path), names_split()
         for step in range(7):                 # documents 24 on: where 12 steps of 2 stopped
             batch = [train_docs[24 + 3 * step + b] for b in range(3)]
-            microgpt.train_step(model, batch, microgpt.lr_at(step, 7, 0.02, 0))
+            step_by_hand(model, batch, microgpt.lr_at(step, 7, 0.02, 0))
         want = microgpt.load_checkpoint(more)
         self.assertEqual(want.adam.t, 19)
         self.assertEqual(model.adam.t, want.adam.t)
@@ -122,7 +123,7 @@ class TestCheckpoints(WithFolder):
         more = os.path.join(self.tmp.name, 'more.json')
         self.ok('--load', self.path, '--num_steps', 1, '--batch_size', 4, '--save', more, *QUIET)
         model, (train_docs, _) = microgpt.load_checkpoint(self.path), names_split()
-        microgpt.train_step(model, train_docs[40:44], microgpt.lr_at(0, 1, 0.01, 0))
+        step_by_hand(model, train_docs[40:44], microgpt.lr_at(0, 1, 0.01, 0))
         self.assertEqual([p.data for p in model.adam.params],
                          [p.data for p in microgpt.load_checkpoint(more).adam.params])
 
@@ -136,6 +137,24 @@ class TestCheckpoints(WithFolder):
         err = self.refused('--load', self.path, '--num_steps', 0, '--val_fraction', 0.2)
         self.assertIn("--val_fraction 0.2 differs from the checkpoint's 0.1", err)
         self.ok('--load', self.path, '--num_steps', 0, '--num_samples', 0, '--val_fraction', 0.1)
+        status, _, err = in_process('--load', self.path, '--num_steps', 0, '--num_samples', 1,
+                                    '--seed', 8)       # (the split stays; the samples: seed 8)
+        self.assertEqual((status, err), (0, "note: the split is the checkpoint's (seed 7); "
+                                            "--seed 8 sets the samples\n"))
+
+    def test_a_continued_run_on_other_documents_is_refused(self):
+        # (a name added at the top of the file shuffled another split: most held-out names
+        # were ones the checkpoint trained on)
+        self.ok('--num_steps', 2, '--save', self.path, *QUIET)
+        more = os.path.join(self.tmp.name, 'more.txt')
+        with open(NAMES) as f, open(more, 'w') as g:
+            g.write('zzzextra\n' + f.read())
+        for args in (('--num_steps', 1), ('--num_steps', 0, '--save', self.path)):
+            with self.subTest(args=args):
+                err = self.refused('--load', self.path, '--input', more, *args, *QUIET)
+                self.assertIn(f"{more!r} is not the input {self.path!r} trained on", err)
+        self.ok('--load', self.path, '--input', more, '--num_steps', 0, '--num_samples', 1)
+        self.ok('--load', self.path, '--input', NAMES, '--num_steps', 1, '--save', self.path, *QUIET)
 
     def test_a_shape_flag_that_contradicts_the_checkpoint_is_an_error(self):
         self.save_a_good_checkpoint()
@@ -221,7 +240,9 @@ class TestNothingLost(WithFolder):
         data = os.path.join(self.tmp.name, 'data.txt')
         write_cities(data)
         for name, text in (('script.py', 'print("hello")\n'), ('notes.md', '# notes\n'),
-                           ('data.json', '{"format": "something else"}')):
+                           ('data.json', '{"format": "something else"}'),
+                           ('spaced.txt', ' ' * 64 + '\nmy notes, after 64 spaces\n'),
+                           ('spaced.json', '{ "format" : "microgpt checkpoint 1", "my": 1}')):
             with self.subTest(name=name):
                 target = os.path.join(self.tmp.name, name)
                 with open(target, 'w') as f:
@@ -242,13 +263,15 @@ class TestNothingLost(WithFolder):
         with open(data, encoding='utf-8') as f:
             self.assertEqual(f.read().splitlines(), CITIES)
         self.ok('--num_steps', 1, '--save', self.path, *QUIET)
+        with mock.patch.object(microgpt.os, "access", return_value=False):   # (chmod 444)
+            self.assertIn('is read-only', self.refused('--num_steps', 1, '--save', self.path))
         self.ok('--load', self.path, '--num_steps', 1, '--save', self.path, *QUIET)
         self.assertEqual(microgpt.load_checkpoint(self.path).adam.t, 2)
         empty = os.path.join(self.tmp.name, 'empty.json')          # (mktemp's empty file)
         open(empty, 'w').close()
         self.ok('--num_steps', 0, '--num_samples', 0, '--save', empty)
         self.assertEqual(self.files(), ['data.json', 'data.txt', 'empty.json', 'good.json',
-                                        'notes.md', 'script.py'])
+                                        'notes.md', 'script.py', 'spaced.json', 'spaced.txt'])
 
     def test_a_file_made_at_the_save_path_during_training_is_not_replaced(self):
         # (the "only replace a checkpoint" check ran once, before training)
@@ -311,28 +334,31 @@ class TestNothingLost(WithFolder):
         def step_then_break(adam, lr):
             real_step(adam, lr)
             adam.params[0].data = float('nan')
-        with mock.patch.object(microgpt.Adam, 'step', step_then_break):
-            status, out, err = in_process('--num_steps', 1, '--save', self.path, '--eval_docs', 0,
-                                          '--num_samples', 3, '--warmup_steps', 0)
-        self.assertEqual(status, 2)
-        self.assertIn('at step 1: training diverged', err)
-        self.assertNotIn('samples (temperature', out)
-        self.assertEqual(self.files(), [])
+        for save in (('--save', self.path), ()):   # (without --save it sampled from them)
+            with mock.patch.object(microgpt.Adam, 'step', step_then_break):
+                status, out, err = in_process('--num_steps', 1, '--eval_docs', 0, *save,
+                                              '--num_samples', 3, '--warmup_steps', 0)
+            self.assertEqual(status, 2, save)
+            self.assertIn('the weights grew past 1e6 (or to inf or nan) at step 1: training '
+                          'diverged', err)
+            self.assertNotIn('samples (temperature', out)
+            self.assertEqual(self.files(), [])
 
     def test_a_nan_validation_loss_stops_the_run_naming_its_step(self):
         # the training losses finite, the validation loss nan from step 6 on
-        real_step, real_doc_loss, steps = microgpt.train_step, microgpt.doc_loss, []
+        real_lr_at, real_doc_loss, steps = microgpt.lr_at, microgpt.doc_loss, []
 
-        def counted_step(*args):
-            steps.append(None)
-            return real_step(*args)
+        def counted_lr_at(*args):             # (train() asks it once a step)
+            if sys._getframe(1).f_code.co_name == 'train':
+                steps.append(None)
+            return real_lr_at(*args)
 
         def nan_when_validating(tokens, state_dict, config):
             loss = real_doc_loss(tokens, state_dict, config)
-            training = any(f.f_code.co_name == 'train_step' for f in _frames())
+            training = any(f.f_code.co_name == 'train' for f in _frames())
             return loss if training or len(steps) < 6 else loss * float('nan')
         with mock.patch.object(microgpt, 'doc_loss', nan_when_validating), \
-                mock.patch.object(microgpt, 'train_step', counted_step):
+                mock.patch.object(microgpt, 'lr_at', counted_lr_at):
             status, out, err = in_process('--num_steps', 9, '--eval_every', 3, '--eval_docs', 2,
                                           '--warmup_steps', 0)
         self.assertEqual((status, err), (2, 'error: the validation loss became nan at step 6: '
@@ -484,8 +510,13 @@ class TestCtrlC(unittest.TestCase):
                 self.assertEqual(json.load(f)['step'], step)
 
     def test_ctrl_c_during_a_long_validation_acts_at_once(self):
+        # at step 0, before any training: no step is taken, nothing saved (a step taken
+        # then saved over --load's file was a run that went on after it was told to stop)
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        saved = os.path.join(tmp.name, 'ck.json')
         proc = start('--num_steps', 100000, '--eval_docs', 2000, '--val_fraction', 0.5,
-                     '--num_samples', 0)
+                     '--num_samples', 0, '--save', saved)
         try:
             read_until(proc.stdout, r'^\(the workbench', timeout=120)
             time.sleep(0.5)                              # now in the validation of step 0
@@ -497,7 +528,9 @@ class TestCtrlC(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 20)   # (2000 documents: a minute)
         self.assertEqual(proc.returncode, 130, err)
         self.assertNotIn('validation loss', out)
-        self.assertIn('interrupted: stopped after step 1', out)
+        self.assertIn('interrupted: stopped before step 1', out)
+        self.assertNotIn('step    1', out)
+        self.assertEqual(os.listdir(tmp.name), [])
 
     def test_a_second_ctrl_c_stops_at_once(self):
         proc = start('--num_steps', 100000, '--eval_docs', 0, '--batch_size', 64,
@@ -614,6 +647,11 @@ class TestTheCallersProcess(unittest.TestCase):
                                 text=True, cwd=ROOT, timeout=60,
                                 env=dict(os.environ, PYPY_GC_NURSERY='4MB'))
         self.assertEqual(result.stdout.strip().splitlines()[-1], 'True', result.stderr)
+        bad = subprocess.run([sys.executable, '-i', SCRIPT, '--n_embd', '10'], input='',
+                             capture_output=True, text=True, cwd=ROOT, timeout=60)
+        self.assertEqual(bad.stderr.splitlines()[0],      # (then a SystemExit traceback)
+                         'error: --n_embd 10 is not divisible by --n_head 4')
+        self.assertNotIn('SystemExit', bad.stderr)
 
 
 class TestAnyDataset(unittest.TestCase):
