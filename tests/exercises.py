@@ -61,10 +61,8 @@ EXERCISES = [
              '<BOS>, e, m, m, a, <EOS>: the characters are sorted and numbered from 2 (a is 2, e '
              'is 6, m is 14). The model never sees letters, only these.'),
     Exercise(3, 'A fused node, checked by swapping it out',
-             [('    losses = [cross_entropy(gpt(tokens[pos], pos, cache, state_dict, config),\n'
-               '                            tokens[pos + 1])',
-               '    losses = [-softmax(gpt(tokens[pos], pos, cache, state_dict, config))'
-               '[tokens[pos + 1]].log()')],
+             [('        losses.append(cross_entropy(logits, tokens[pos + 1]))',
+               '        losses.append(-softmax(logits)[tokens[pos + 1]].log())')],
              ['--num_steps', '100', '--num_samples', '0', '--eval_every', '100'],
              VAL, 'first', 2.5731, 0.0005, 12,
              'the same as the unchanged file to the last digit: the composed graph computes '
