@@ -52,9 +52,9 @@ class Tokenizer:
 # 3. Autograd
 # Training needs the derivative of one number, the loss (how wrong the predictions are,
 # section 5), with respect to every parameter. So each number the loss is made of is a
-# Value that remembers the Values it was computed from, its inputs (its "children": the
-# graph is drawn with the loss on top) and the derivative of itself with respect to
-# each (its local gradients), known when it is computed. backward() applies the chain
+# Value that remembers its inputs, the Values it was computed from (called its children:
+# the graph is drawn with the loss on top), and the derivative of itself with respect
+# to each (its local gradients), known when it is computed. backward() applies the chain
 # rule from the loss down, newest node first: each node adds local_grad * node.grad
 # into each child's grad. A child used by two nodes gets the sum of both (the chain
 # rule for a variable on two paths). By hand, c = a*b + a^2 at a = 2, b = -3:
@@ -62,7 +62,8 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-made = count()   # numbers the Values as made: a Value's children have smaller numbers
+made = count()   # 0, 1, 2, ...: each Value's number as it is made; its children, made
+#                  before it, have smaller numbers (topological_order sorts by them)
 
 
 class Value:
@@ -91,7 +92,7 @@ class Value:
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (softmax
-    # uses exp; the model has log and relu only inside fused ops, section 5: try them)
+    # uses exp; the model meets log and relu only inside bigger one-node ops, section 5)
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -122,9 +123,9 @@ class Value:
 def topological_order(root):
     """The nodes of root's graph that have children, each after all of its children (a
     "topological order"): backward() takes them in reverse, so a node passes its grad on
-    only once all its users have added to it. A Value is made after its children, so
-    sorting by number gives one, with no recursion (Python stops recursions at 1000).
-    Leaves (the parameters, inputs) pass nothing on: their users add into their grad."""
+    only once every node made from it has added to it. A Value is made after its
+    children, so sorting by number gives one, with no recursion (Python stops recursions
+    at 1000). Leaves (parameters, typed numbers) need no place: they pass nothing on."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -135,17 +136,17 @@ def topological_order(root):
 
 
 def dot(a, b):
-    """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n
-    (of * and +: 2n - 1 nodes; most of the model's work is dot products). A fused node
-    (so are squared_relu and cross_entropy, section 5) has its local gradients worked
-    out by hand: d(a_i * b_i)/da_i = b_i, d/db_i = a_i (in dot(x, x) each x_i is a child
-    twice: backward() adds both, 2 x_i). python microgpt.py --gradcheck checks them."""
+    """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n,
+    where sum(ai * bi for ...) would make 2n - 1 nodes; most of the model's work is
+    dot products, so this one "fused" node makes training several times faster. Its
+    local gradients, worked out by hand: d(a_i * b_i)/da_i = b_i, d/db_i = a_i (in
+    dot(x, x) each x_i is a child twice: backward() adds both, 2 x_i)."""
     return dot_node(a, b, [ai.data for ai in a], [bi.data for bi in b])
 
 
 def dot_node(a, b, a_data, b_data):   # dot(a, b), given the numbers of a and of b
     if len(a) != len(b): raise ValueError(f'dot product of lengths {len(a)}, {len(b)}')
-    children = a + b                  # lists joined: a_1..a_n, b_1..b_n
+    children = a + b                  # two lists joined: a_1..a_n, b_1..b_n
     local_grads = b_data + a_data     # d/da_i = b_i, then d/db_i = a_i: the same order
     return Value(sum(map(mul, a_data, b_data)), children, local_grads, 'dot')
 
@@ -182,11 +183,10 @@ def matrix_shapes(config):
 
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0: all different, so that no two outputs
-    learn the same thing; small (std 0.15; the original's 0.08 trains a little worse),
-    so that no first guess is sure and wrong. A first logit z sums 16 (n_embd) weights
-    times numbers of x (about +-1, after the last rmsnorm): its spread is s = 0.15 *
-    sqrt(16) = 0.6; e^z then averages e^(s^2/2), so the first loss, log(sum e^z) - z,
-    is about ln 28 + s^2/2 = 3.5, above a uniform guess's ln 28 = 3.33 (28 tokens)."""
+    learn the same thing; small (std 0.15), so that no first guess is sure and wrong.
+    A first logit sums 16 weights times numbers of about +-1 (x after the last
+    rmsnorm): it spreads s = 0.15 * sqrt(16) = 0.6, and random logits of spread s cost
+    about s^2/2 more than equal ones: the first loss is ln 28 + 0.18 = 3.5, not 3.33."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -208,12 +208,12 @@ def parameters(state_dict):
 #   each layer:  x --> rmsnorm -> attention (keys, values of the earlier tokens) --> + x
 #                x --> rmsnorm -> mlp_fc1 (64) -> relu^2 -> mlp_fc2 (16) ----------> + x
 #   x --> rmsnorm -> a dot product with each wte row (weight tying) -> logits (28)
-# x, the "residual stream", starts as the token's embedding plus its position's (as
-# attention sums over tokens, and a sum ignores their order, the position must be in
-# x). Each layer ADDS to x what attention (reading the earlier tokens) and the MLP
-# (working on this one) make of it: so the token and its position ride along in x
-# past every layer; and an add passes gradients straight down (local grad 1): through
-# the layers alone they could fade (1 layer barely needs the adds; 4 do: README, Q4).
+# x, the "residual stream", starts as the token's embedding plus its position's (a
+# sum over tokens, as attention makes, ignores their order: x must carry the position).
+# Each layer ADDS to x what attention (reading the earlier tokens) and the MLP (working
+# on this one) make of it. So the token and its position ride along past every layer,
+# and gradients flow straight down through the adds (local grad 1), where through the
+# layers alone they could fade: 1 layer barely needs the adds; 4 without them lag.
 # The logits are raw scores, one per token, that softmax makes probabilities of. The
 # loss is -log of the probability given to the true next token: 0 if sure and right,
 # ln(vocab_size) = 3.33 for a uniform guess (random logits cost more: 3.5, section 4).
@@ -265,9 +265,9 @@ def attention(x, keys, values, sd, i, config):
 
 def squared_relu(x):
     """relu(x)^2, the MLP's nonlinearity (the original uses relu; squared, the default
-    run ends 0.007 lower in 8 of 10 seeds: README, question 4), as one node (x.relu()
-    ** 2 would be two). The chain rule: d/dx relu(x)^2 = 2 relu(x) relu'(x), which is
-    2 relu(x) for every x (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
+    run ended 0.007 lower in 8 of 10 seeds), fused (x.relu() ** 2 would be two nodes).
+    The chain rule: d/dx relu(x)^2 = 2 relu(x) relu'(x), which is 2 relu(x) for every x
+    (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
 
@@ -283,7 +283,7 @@ def gpt(token_id, pos_id, cache, sd, config):
         keys, values = cache[i]
         a = attention(rmsnorm(x), keys, values, sd, i, config)
         x = [xj + aj for xj, aj in zip(x, a)]
-        # The MLP: 4x wider, squared ReLU, back (if all linear: w2 (w1 x) = (w2 w1) x)
+        # The MLP: 4x wider, squared ReLU, back (all linear, 2 layers would be one)
         hidden = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
         m = linear([squared_relu(hj) for hj in hidden], sd[f'layer{i}.mlp_fc2'])
         x = [xj + mj for xj, mj in zip(x, m)]
@@ -357,21 +357,22 @@ def lr_at(step, num_steps, learning_rate, warmup_steps):
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
 
-# A model: shape, tokenizer, weights, Adam's state (m, v: training goes on from them).
+# A model: its shape, tokenizer, weights, and Adam (whose m and v each step updates).
 Model = namedtuple('Model', 'config tokenizer state_dict adam')
 
 
 def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
-    """num_steps steps, each on the next batch_size documents, round and round. A
-    generator: it yields each step's loss, and whoever loops over it decides what to
-    do between steps (train_and_sample prints; the workbench also saves, plots)."""
+    """num_steps steps, each on the next batch_size documents, round and round. It
+    yields each step's loss as it goes (a generator): the loop that asks for them
+    decides what to do between steps (print them, plot them, stop early)."""
     for step in range(num_steps):
         batch = [docs[(step * batch_size + b) % len(docs)] for b in range(batch_size)]
         loss = sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict,
                             model.config) for doc in batch) / batch_size   # the mean
         loss.backward()                 # ONE backward(): every parameter's gradient
         model.adam.step(lr_at(step, num_steps, learning_rate, warmup_steps))
-        yield loss.data                 # (a number: the graph can go)
+        loss = loss.data                # a number: the step's graph can be freed
+        yield loss
 
 
 # --------------------------------------------------------------------------------------
@@ -387,11 +388,10 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
     cache = [([], []) for _ in range(config.n_layer)]
     for pos in range(config.block_size):
         logits = [z.data for z in gpt(tokens[pos], pos, cache, state_dict, config)]
-        if pos + 1 < len(tokens): continue   # the prompt has the next token: no draw
+        if pos + 1 < len(tokens): continue   # (a prompt token: it filled the cache)
         logits[Tokenizer.BOS] = -math.inf    # <BOS> only starts a document: never drawn
         # softmax(z / T) on plain numbers, not divided by its sum (choices() needs none)
-        z_max = max(logits)
-        weights = [math.exp((z - z_max) / temperature) for z in logits]
+        weights = [math.exp((z - max(logits)) / temperature) for z in logits]
         token_id = rng.choices(range(len(weights)), weights)[0]   # (a list of one)
         if token_id == Tokenizer.EOS: break
         tokens.append(token_id)
@@ -411,7 +411,7 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
     with open(input, encoding='utf-8-sig') as f:   # (UTF-8, less a byte-order mark)
         docs = load_docs(f.read())
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
-    tokenizer = Tokenizer(''.join(docs))  # every character (val_docs' too: all encode)
+    tokenizer = Tokenizer(''.join(docs))  # every character, of held-out documents too
     config = GPTConfig(tokenizer.vocab_size, n_embd, n_head, n_layer, block_size)
     sd = init_state_dict(config, seed)
     model = Model(config, tokenizer, sd, Adam(parameters(sd), weight_decay))
@@ -864,7 +864,7 @@ def _train_watched(model, plan, s, signals):
     """Part I's train(), from where a checkpoint stopped, with between its steps progress,
     validation, checkpoints, a stop on Ctrl-C: {'train', 'val', 'ms', 'save_failed'}."""
     num_steps, every = s['num_steps'], s['eval_every']
-    live = 'ipykernel' in sys.modules or getattr(sys.stdout, 'isatty', bool)()
+    live = 'ipykernel' in type(sys.stdout).__module__ or getattr(sys.stdout, 'isatty', bool)()
 
     def show(text, keep=True):               # live (a terminal, a notebook): in place
         _say(f'\r{text:<70}' + '\r' * (not keep) if live else text, end='\n' * keep, flush=True)

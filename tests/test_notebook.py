@@ -99,7 +99,7 @@ class TestNotebook(unittest.TestCase):
         self.assertIn('step   30 / 30 | loss', out)      # Part I's own progress line
         self.assertNotIn('\r', out)                       # no workbench: no line in place
         self.assertRegex(out, r'validation loss \d\.\d{4}\n')
-        self.assertEqual(len(out.splitlines()), 9)         # and 4 names
+        self.assertEqual(len(out.splitlines()), 8)         # steps 1 and 30, and 4 names
 
     def test_run_magic_passes_its_flags(self):
         out = self.outputs[4]
