@@ -62,8 +62,9 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-made = count()   # 0, 1, 2, ...: each Value's number as it is made; its children, made
-#                  before it, have smaller numbers (topological_order sorts by them)
+# Each Value also gets a number, 0, 1, 2, ..., in the order Values are made. A Value is
+# made after its children, so sorting by number puts children first (topological_order).
+made = count()
 
 
 class Value:
@@ -99,15 +100,14 @@ class Value:
     def relu(self): return Value(max(0, self.data), (self,), (float(self.data > 0),),
                                  'relu')
 
-    # The rest are built from the ops above, so their derivatives come for free. For
-    # 2 + a, Python asks a.__radd__(2) (2, a plain number, cannot add a Value): a + 2.
+    # The rest are built from the ops above, so their derivatives come for free. Python
+    # turns 2 + a into a.__radd__(2): a + 2, the same (sum() of Values starts 0 + a).
     def __neg__(self): return self * -1.0
     def __sub__(self, other): return self + (-other)
     def __truediv__(self, other): return self * other ** -1
-    __radd__, __rmul__ = __add__, __mul__   # (and sum() of Values starts with 0 + a)
+    __radd__, __rmul__ = __add__, __mul__   # (2 + a is a + 2; 2 * a is a * 2)
     def __rsub__(self, other): return (-self) + other
     def __rtruediv__(self, other): return self ** -1 * other
-    def __repr__(self): return f'Value({self.data}, grad={self.grad}, op={self.op!r})'
 
     def backward(self):
         """Fill in d(self)/d(v) as v.grad, for every Value v that self came from."""
@@ -121,11 +121,11 @@ class Value:
 
 
 def topological_order(root):
-    """The nodes of root's graph that have children, each after all of its children (a
-    "topological order"): backward() takes them in reverse, so a node passes its grad on
-    only once every node made from it has added to it. A Value is made after its
-    children, so sorting by number gives one, with no recursion (Python stops recursions
-    at 1000). Leaves (parameters, typed numbers) need no place: they pass nothing on."""
+    """Every node of root's graph that has children, each after all of its children (a
+    "topological order"). backward() takes them in reverse, so a node passes its grad on
+    only after every node made from it has added to it. The walk collects the nodes;
+    sorting them by number puts them in order (with no recursion, which Python stops at
+    1000 levels). Leaves (parameters, inputs) are left out: they pass nothing on."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -144,7 +144,7 @@ def dot(a, b):
     return dot_node(a, b, [ai.data for ai in a], [bi.data for bi in b])
 
 
-def dot_node(a, b, a_data, b_data):   # dot(a, b), given the numbers of a and of b
+def dot_node(a, b, a_data, b_data):  # dot(a, b) from numbers read before (see linear)
     if len(a) != len(b): raise ValueError(f'dot product of lengths {len(a)}, {len(b)}')
     children = a + b                  # two lists joined: a_1..a_n, b_1..b_n
     local_grads = b_data + a_data     # d/da_i = b_i, then d/db_i = a_i: the same order
@@ -213,7 +213,7 @@ def parameters(state_dict):
 # Each layer ADDS to x what attention (reading the earlier tokens) and the MLP (working
 # on this one) make of it. So the token and its position ride along past every layer,
 # and gradients flow straight down through the adds (local grad 1), where through the
-# layers alone they could fade: 1 layer barely needs the adds; 4 without them lag.
+# layers alone they could fade. (One layer barely needs the adds; deep stacks do.)
 # The logits are raw scores, one per token, that softmax makes probabilities of. The
 # loss is -log of the probability given to the true next token: 0 if sure and right,
 # ln(vocab_size) = 3.33 for a uniform guess (random logits cost more: 3.5, section 4).
@@ -253,9 +253,9 @@ def attention(x, keys, values, sd, i, config):
         q_h = q[start:end]
         k_h = [k[start:end] for k in keys]          # one key per position so far
         v_h = [v[start:end] for v in values]
-        # q_h . k_s sums head_dim products: it spreads ~sqrt(head_dim). Divided by it,
-        # scores keep one size (larger, softmax would give one position all the weight,
-        # and pass almost no gradient back)
+        # q_h . k_s sums head_dim products, so it grows like sqrt(head_dim). Divided by
+        # it, scores stay near 1. Large scores would make softmax give one position all
+        # the weight, and then pass almost no gradient back.
         weights = softmax([dot(q_h, k_s) / math.sqrt(head_dim) for k_s in k_h])
         # the output's number j, sum_s weights_s * v_s[j]: the weights dotted with the
         # j-th number of every position's value
@@ -264,26 +264,25 @@ def attention(x, keys, values, sd, i, config):
 
 
 def squared_relu(x):
-    """relu(x)^2, the MLP's nonlinearity (the original uses relu; squared, the default
-    run ended 0.007 lower in 8 of 10 seeds), fused (x.relu() ** 2 would be two nodes).
-    The chain rule: d/dx relu(x)^2 = 2 relu(x) relu'(x), which is 2 relu(x) for every x
-    (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
+    """relu(x)^2, the MLP's nonlinearity: the original uses relu; squared, it has no
+    kink at 0, and it trained a little better here. One fused node (x.relu() ** 2 would
+    be two); by the chain rule, d/dx relu(x)^2 = 2 relu(x) relu'(x) = 2 relu(x) for
+    every x (where x < 0, relu(x) = 0 and relu'(x) = 0 both)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
 
 
 def gpt(token_id, pos_id, cache, sd, config):
     """The logits for the token after token_id, at position pos_id, with the weights sd
-    (the state_dict). cache[i] = (keys, values): layer i's keys and values so far (this
-    call adds its own), Values of one graph, so a later position's loss sends gradients
-    back through them too. (Read one at a time, no position sees a later one: no
-    "causal mask" is needed to hide it.)"""
+    (the state_dict). cache[i] holds layer i's keys and values so far; this call adds
+    its own, and a later position's loss sends gradients back through them too. Read
+    one at a time, no position sees a later one: no "causal mask" is needed."""
     x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]   # (n_embd,)
     for i in range(config.n_layer):
         keys, values = cache[i]
         a = attention(rmsnorm(x), keys, values, sd, i, config)
         x = [xj + aj for xj, aj in zip(x, a)]
-        # The MLP: 4x wider, squared ReLU, back (all linear, 2 layers would be one)
+        # MLP: 4x wider, squared ReLU, back (with no nonlinearity: 2 matrices act as 1)
         hidden = linear(rmsnorm(x), sd[f'layer{i}.mlp_fc1'])
         m = linear([squared_relu(hj) for hj in hidden], sd[f'layer{i}.mlp_fc2'])
         x = [xj + mj for xj, mj in zip(x, m)]
@@ -391,7 +390,8 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
         if pos + 1 < len(tokens): continue   # (a prompt token: it filled the cache)
         logits[Tokenizer.BOS] = -math.inf    # <BOS> only starts a document: never drawn
         # softmax(z / T) on plain numbers, not divided by its sum (choices() needs none)
-        weights = [math.exp((z - max(logits)) / temperature) for z in logits]
+        z_max = max(logits)                  # (as in softmax: no exp() overflows)
+        weights = [math.exp((z - z_max) / temperature) for z in logits]
         token_id = rng.choices(range(len(weights)), weights)[0]   # (a list of one)
         if token_id == Tokenizer.EOS: break
         tokens.append(token_id)
