@@ -1323,7 +1323,7 @@ def _bench_report(model, plan, s, history):
     for step in range(0, len(history['ms']), 10):
         batch = [docs[(plan.start + step * B + b) % len(docs)] for b in range(B)]
         nodes = topological_order(sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict,
-                                               model.config) for doc in batch) / B)  # train_step's
+                                               model.config) for doc in batch) / B)  # train()'s
         leaves = {id(c) for node in nodes for c in node.children if not c.children}
         sizes.append((len(nodes) + len(leaves), sum(len(node.children) for node in nodes)))
     try:

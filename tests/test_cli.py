@@ -121,6 +121,7 @@ class TestBadInput(unittest.TestCase):
             (['--n_embd', '0'], '--n_embd must be from 1 to'),
             (['--n_layer', '0'], '--n_layer'), (['--block_size', '-3'], '--block_size'),
             (['--num_samples', '-1'], '--num_samples'), (['--batch_size', '0'], '--batch_size'),
+            (['--eval_every', '0'], '--eval_every must be from 1 to'),
             (['--temperature', '0'], '--temperature must be a positive number'),
             (['--temperature', 'nan'], '--temperature'), (['--temperature', 'inf'], '--temperature'),
             (['--temperature', '1e-320', '--show_next', 'a'], '(above 1e-100)'),   # (1 / T: inf)

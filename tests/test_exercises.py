@@ -11,7 +11,7 @@ import tempfile
 import unittest
 
 from tests import ROOT
-from tests.exercises import EXERCISES, check, matches, run, with_solution
+from tests.exercises import EXERCISES, check, matches, reading, run, with_solution
 
 LONG = bool(os.environ.get('MICROGPT_LONG_TESTS'))
 CHECKER = os.path.join(ROOT, 'tests', 'exercises.py')
@@ -96,6 +96,8 @@ class TestExercises(unittest.TestCase):
         self.assertTrue(matches(exercise, 2.4566 + 0.0019))
         self.assertFalse(matches(exercise, 2.4566 + 0.0021))
         self.assertFalse(matches(exercise, '2.4566'))
+        curve = EXERCISES[8]                                # the highest point, wherever it is
+        self.assertEqual(reading(curve, '  3.10 |.\n 10.44 | .\n  2.60 |  .\n'), 10.44)
 
     def test_every_failure_is_one_line_never_a_traceback(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -108,6 +110,12 @@ class TestExercises(unittest.TestCase):
             failing = os.path.join(tmp, 'failing.py')
             with open(failing, 'w') as f:
                 f.write('raise SystemExit("my copy broke")\n')
+            raising = os.path.join(tmp, 'raising.py')
+            with open(raising, 'w') as f:
+                f.write('raise ValueError("my copy raised")\n')
+            nul = os.path.join(tmp, 'nul.py')
+            with open(nul, 'w') as f:
+                f.write('x = 1\0\n')
             unchanged = os.path.join(ROOT, 'microgpt.py')
             cases = [(['0', unchanged], 2, 'give an exercise from 1 to'),
                      (['-1', unchanged], 2, 'give an exercise from 1 to'),
@@ -116,7 +124,9 @@ class TestExercises(unittest.TestCase):
                      (['4', os.path.join(tmp, 'missing.py')], 2, 'is not a file'),
                      (['4', broken], 2, 'does not compile'),
                      (['4', unchanged], 1, 'differs: its output has nothing'),   # no DIFFERENT
+                     (['4', nul], 2, 'does not compile'),
                      (['2', failing], 1, 'differs: it ended with status 1: my copy broke'),
+                     (['2', raising], 1, 'status 1: ValueError: my copy raised'),  # (last line)
                      (['2', endless, '--timeout', '3'], 1, 'ran for more than 3 s')]
             for args, status, words in cases:
                 with self.subTest(args=args):

@@ -262,7 +262,9 @@ class TestWhatTheModelLearned(unittest.TestCase):
         self.assertEqual(roles[0, 0], ('the previous token', 1.0))
         self.assertEqual(roles[0, 1], ('<BOS>', 1.0))
         self.assertEqual(roles[0, 2], ('the token 3 back', 1.0))
-        self.assertEqual(roles[0, 3][0], 'spread out')
+        self.assertEqual(roles[0, 3][0], 'spread out')   # from position 2 (at 1, <BOS> and
+        shares = [1 / (pos + 1) for n in (9, 3) for pos in range(2, n + 1)]   # 1 back coincide)
+        self.assertAlmostEqual(roles[0, 3][1], sum(shares) / len(shares), places=12)
 
     def test_attention_weights_are_each_heads_over_the_positions_so_far(self):
         model = model_of(microgpt.GPTConfig(6, 8, 4, 2, 8), 'abcd')

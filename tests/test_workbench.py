@@ -112,6 +112,13 @@ class TestCheckpoints(WithFolder):
         with open(more) as f:
             self.assertEqual(json.load(f)['docs_seen'], 24 + 21)
 
+    def test_a_copy_made_without_training_goes_on_where_the_original_stopped(self):
+        copy = os.path.join(self.tmp.name, 'copy.json')
+        self.ok('--num_steps', 5, '--batch_size', 3, '--save', self.path, *QUIET)
+        self.ok('--load', self.path, '--num_steps', 0, '--save', copy, *QUIET)
+        with open(copy) as f:
+            self.assertEqual(json.load(f)['docs_seen'], 15)
+
     def test_an_older_checkpoint_resumes_at_its_steps_times_the_batch_size(self):
         # (one saved before docs_seen was kept: a run of 10 steps of 4 read 40 documents)
         self.ok('--num_steps', 10, '--batch_size', 4, '--save', self.path, *QUIET)
@@ -545,6 +552,7 @@ class TestCtrlC(unittest.TestCase):
             proc.kill()
         self.assertEqual(proc.returncode, 130, err)      # (in the minute: a million samples
         self.assertEqual(err.strip().splitlines()[-1], 'interrupted')   # take many more)
+        self.assertIn('\ninterrupted\n', err)        # (on a line of its own, after ^C)
         self.assertNotIn('Traceback', err)
 
     def test_a_signal_while_sampling_stops_at_once_and_says_so(self):
@@ -565,13 +573,13 @@ class TestCtrlC(unittest.TestCase):
 
 class TestProgress(unittest.TestCase):
 
-    @unittest.skipUnless(os.name == 'posix', 'needs a pseudo-terminal')
-    def test_progress_updates_in_place_on_a_terminal_and_keeps_its_lines_apart(self):
+    @staticmethod
+    def on_a_terminal(*args):
+        """(exit status, all it wrote, the lines the terminal shows) of a run on a pty."""
         import pty
         leader, follower = pty.openpty()
-        proc = subprocess.Popen([sys.executable, SCRIPT, '--num_steps', '60', '--eval_every', '7',
-                                 '--eval_docs', '3', '--num_samples', '1'],
-                                stdout=follower, stderr=subprocess.DEVNULL, cwd=ROOT)
+        proc = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], stdout=follower,
+                                stderr=follower, cwd=ROOT)
         os.close(follower)
         out = b''
         try:
@@ -587,14 +595,36 @@ class TestProgress(unittest.TestCase):
         finally:
             os.close(leader)
             proc.kill()
-        text = out.decode().replace('\r\n', '\n')
-        self.assertEqual(proc.returncode, 0)
+        text, screen = out.decode().replace('\r\n', '\n'), []
+        for line in text.split('\n'):           # '\r' goes back to the line's start
+            shown = ''
+            for part in line.split('\r'):
+                shown = part + shown[len(part):]
+            screen.append(shown.rstrip())
+        return proc.returncode, text, screen
+
+    @unittest.skipUnless(os.name == 'posix', 'needs a pseudo-terminal')
+    def test_progress_updates_in_place_on_a_terminal_and_keeps_its_lines_apart(self):
+        status, text, screen = self.on_a_terminal('--num_steps', 60, '--eval_every', 7,
+                                                  '--eval_docs', 3, '--num_samples', 1)
+        self.assertEqual(status, 0)
         for step in range(1, 61):
             self.assertIn(f'\rstep {step:4d} / 60 | loss', text)
         # (a validation line was glued to a step's): each starts a line, or writes over
         # the step's line from its start
         self.assertEqual(re.findall(r'[^\n\r]validation loss \d\.\d+ \(step', text), [])
         self.assertEqual(len(re.findall(r'[\n\r]validation loss \d\.\d+ \(step', text)), 10)
+        self.assertEqual([line for line in screen if '/ 60 |' in line
+                          and not line.startswith('step')], [], screen)
+
+    @unittest.skipUnless(os.name == 'posix', 'needs a pseudo-terminal')
+    def test_a_run_that_stops_on_an_error_leaves_no_step_under_it(self):
+        status, text, screen = self.on_a_terminal('--num_steps', 60, '--learning_rate', 1e200,
+                                                  '--eval_docs', 3)
+        self.assertEqual(status, 2)
+        self.assertRegex(text, r'\r {70}\rerror: ')    # (the open step's line blanked first)
+        self.assertEqual(screen[-2], 'error: the loss became nan at step 3: training diverged; '
+                                     'try a smaller --learning_rate', screen)
 
     def test_a_pipe_gets_the_lines_that_stay_as_train_and_sample_prints_them(self):
         status, out, _ = in_process('--num_steps', 120, '--eval_docs', 0, '--num_samples', 0)
@@ -637,6 +667,12 @@ class TestTheCallersProcess(unittest.TestCase):
         with mock.patch.object(microgpt, 'sample', side_effect=KeyboardInterrupt):
             self.assertEqual(in_process('--num_steps', 1, *QUIET[:2])[0], 130)
         self.assertEqual(self.state(), before)
+        gc.disable()                         # (a caller's gc, off, stays off)
+        try:
+            in_process('--num_steps', 1, *QUIET)
+            self.assertFalse(gc.isenabled())
+        finally:
+            gc.enable()
 
     @unittest.skipUnless(os.name == 'posix', 'needs POSIX signals')
     def test_after_python_i_ctrl_c_still_interrupts(self):
