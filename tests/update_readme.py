@@ -5,7 +5,7 @@
 
 It rewrites four kinds of reference, each found by what it points at, never by its number:
   | 13-29 | 1. Dataset |             a row of the file map: the section of that title
-  sections 1-2 (lines 13-51)         sections of Part I, first to last
+  sections 1-2 (lines 13-51)         sections of Part I, first to last (section 3: one)
   line 247: `head_dim = ...`         the one line of microgpt.py that holds that code
   lines 59-63 (the worked example)   the lines from 'By hand, c = a*b' to 'b.grad = 2'
 Standard library only.
@@ -66,12 +66,14 @@ def updated(readme, lines):
         return f'line {number or m.group(1)}: `{m.group(2)}`'
 
     def part_one(m):
+        a, b = m.group(1), m.group(2) or m.group(1)
         first, last = (next((v for k, v in found.items() if k.startswith(f'{n}. ')), None)
-                       for n in (m.group(1), m.group(2)))
+                       for n in (a, b))
         if not first or not last:
-            missing.append(f'no section {m.group(1)} or {m.group(2)}')
+            missing.append(f'no section {a} or {b}')
             return m.group(0)
-        return f'sections {m.group(1)}-{m.group(2)} (lines {first[0]}-{last[1]})'
+        return (f'sections {a}-{b}' if a != b else f'section {a}') + \
+            f' (lines {first[0]}-{last[1]})'
 
     def example(m):
         first, last = one_line('By hand, c = a*b'), one_line('b.grad = 2')
@@ -79,7 +81,7 @@ def updated(readme, lines):
 
     readme = re.sub(r'^\| (\d+)-(\d+) \| ([^|]+?) \|', file_map, readme, flags=re.M)
     readme = re.sub(r'line (\d+): `([^`]+)`', quoted, readme)
-    readme = re.sub(r'sections (\d)-(\d) \(lines \d+-\d+\)', part_one, readme)
+    readme = re.sub(r'sections? (\d)(?:-(\d))? \(lines \d+-\d+\)', part_one, readme)
     readme = re.sub(r'lines \d+-\d+ \(the worked example\)', example, readme)
     return readme, missing
 
