@@ -249,7 +249,9 @@ class TestNothingLost(WithFolder):
         for name, text in (('script.py', 'print("hello")\n'), ('notes.md', '# notes\n'),
                            ('data.json', '{"format": "something else"}'),
                            ('spaced.txt', ' ' * 64 + '\nmy notes, after 64 spaces\n'),
-                           ('spaced.json', '{ "format" : "microgpt checkpoint 1", "my": 1}')):
+                           ('spaced.json', '{ "format" : "microgpt checkpoint 1", "my": 1}'),
+                           ('indented.md', '  {"format": "microgpt checkpoint 1", begins a '
+                                           'checkpoint\n')):
             with self.subTest(name=name):
                 target = os.path.join(self.tmp.name, name)
                 with open(target, 'w') as f:
@@ -278,7 +280,7 @@ class TestNothingLost(WithFolder):
         open(empty, 'w').close()
         self.ok('--num_steps', 0, '--num_samples', 0, '--save', empty)
         self.assertEqual(self.files(), ['data.json', 'data.txt', 'empty.json', 'good.json',
-                                        'notes.md', 'script.py', 'spaced.json', 'spaced.txt'])
+                                        'indented.md', 'notes.md', 'script.py', 'spaced.json', 'spaced.txt'])
 
     def test_a_file_made_at_the_save_path_during_training_is_not_replaced(self):
         # (the "only replace a checkpoint" check ran once, before training)
