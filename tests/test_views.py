@@ -107,7 +107,8 @@ class TestBackwardNodeByNode(unittest.TestCase):
                    'a = True', 'a = 1; b = softmax(a, a) * 2', 'a = 2; b = a[0]', 'a = "x"',
                    'a = 2; b = a ** a', 'a = 1; a += 1', 'z = softmax(1, 2)[9**9**9]',
                    'a = 2; b = ((a ** 100) ** 100) ** 100', 'a = 9**9**9',
-                   'b = __builtins__[0]', 'a = ', '(' * 95 + '1' + ')' * 95]
+                   'b = __builtins__[0]', 'a = ', '(' * 95 + '1' + ')' * 95,
+                   'a = 1; b = a' + ' + a' * 250]             # (1,012 characters)
         for text in hostile:
             with self.subTest(text=text[:40]):
                 started = time.monotonic()
@@ -149,13 +150,19 @@ class TestGradientCheck(unittest.TestCase):
         self.assertEqual([p.data for p in self.model.adam.params], before)    # to the bit
 
     def test_a_wrong_derivative_is_caught(self):
-        def wrong(x):                        # squared ReLU's slope as a slip of the pen
-            r = max(0.0, x.data)
-            return Value(r * r, (x,), (3.0 * r,), 'relu^2')
-        with mock.patch.object(microgpt, 'squared_relu', wrong):
-            report = microgpt.gradient_check(self.model, 'abcab')
-        self.assertIn('a gradient is WRONG', report)
-        self.assertIn('<- DIFFERENT', report)
+        for slope in (3.0, 1.0):             # squared ReLU's 2r as a slip of the pen
+            def wrong(x):
+                r = max(0.0, x.data)
+                return Value(r * r, (x,), (slope * r,), 'relu^2')
+            with mock.patch.object(microgpt, 'squared_relu', wrong):
+                report = microgpt.gradient_check(self.model, 'abcab')
+            self.assertIn('a gradient is WRONG', report)
+            rows = re.findall(r'^  \S+ +(\S+) +(\S+)  (\S+)  <- DIFFERENT$', report, re.M)
+            self.assertTrue(rows, report)
+            for grad, numeric, gap in rows:  # relative to the larger of the two
+                g, n = float(grad), float(numeric)
+                self.assertAlmostEqual(float(gap), abs(g - n) / max(abs(g), abs(n)), delta=
+                                       0.05 * float(gap) + 1e-8)
 
     def test_a_ctrl_c_in_the_check_leaves_every_weight_as_it_was(self):
         # (a notebook's Ctrl-C between the two shifted losses left a weight moved by eps)
