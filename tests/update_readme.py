@@ -62,8 +62,8 @@ def updated(readme, lines):
         return f'| {found[title][0]}-{found[title][1]} | {m.group(3)} |'
 
     def quoted(m):
-        number = one_line(m.group(3))
-        return f'{m.group(1)} {number or m.group(2)}: `{m.group(3)}`'
+        number = one_line(m.group(4))
+        return f'{m.group(1)} {number or m.group(2)}:{m.group(3)}`{m.group(4)}`'
 
     def part_one(m):
         a, b = m.group(1), m.group(2) or m.group(1)
@@ -80,7 +80,7 @@ def updated(readme, lines):
         return f'lines {first}-{last} (the worked example)'
 
     readme = re.sub(r'^\| (\d+)-(\d+) \| ([^|]+?) \|', file_map, readme, flags=re.M)
-    readme = re.sub(r'([Ll]ine) (\d+): `([^`]+)`', quoted, readme)
+    readme = re.sub(r'([Ll]ine) (\d+):([ \n])`([^`]+)`', quoted, readme)
     readme = re.sub(r'sections? (\d)(?:-(\d))? \(lines \d+-\d+\)', part_one, readme)
     readme = re.sub(r'lines \d+-\d+ \(the worked example\)', example, readme)
     return readme, missing
