@@ -101,21 +101,16 @@ class TestExercises(unittest.TestCase):
 
     def test_every_failure_is_one_line_never_a_traceback(self):
         with tempfile.TemporaryDirectory() as tmp:
-            broken = os.path.join(tmp, 'broken.py')
-            with open(broken, 'w') as f:
-                f.write('def train(:\n')
-            endless = os.path.join(tmp, 'endless.py')
-            with open(endless, 'w') as f:
-                f.write('while True:\n    pass\n')
-            failing = os.path.join(tmp, 'failing.py')
-            with open(failing, 'w') as f:
-                f.write('raise SystemExit("my copy broke")\n')
-            raising = os.path.join(tmp, 'raising.py')
-            with open(raising, 'w') as f:
-                f.write('raise ValueError("my copy raised")\n')
-            nul = os.path.join(tmp, 'nul.py')
-            with open(nul, 'w') as f:
-                f.write('x = 1\0\n')
+            def copy(name, text):            # a learner's copy of microgpt.py, gone wrong
+                path = os.path.join(tmp, name)
+                with open(path, 'w') as f:
+                    f.write(text)
+                return path
+            broken = copy('broken.py', 'def train(:\n')
+            endless = copy('endless.py', 'while True:\n    pass\n')
+            failing = copy('failing.py', 'raise SystemExit("my copy broke")\n')
+            raising = copy('raising.py', 'raise ValueError("my copy raised")\n')
+            nul = copy('nul.py', 'x = 1\0\n')
             unchanged = os.path.join(ROOT, 'microgpt.py')
             cases = [(['0', unchanged], 2, 'give an exercise from 1 to'),
                      (['-1', unchanged], 2, 'give an exercise from 1 to'),
