@@ -5,8 +5,9 @@
 
 It rewrites four kinds of reference, each found by what it points at, never by its number:
   | 13-29 | 1. Dataset |             a row of the file map: the section of that title
-  sections 1-2 (lines 13-51)         sections of Part I, first to last (section 3: one)
+  sections 1-2 (lines 13-51)         sections of Part I, first to last (or: section 3)
   line 247: `head_dim = ...`         the one line of microgpt.py that holds that code
+                                     ('Line 247:' too, and the code on the next line)
   lines 59-63 (the worked example)   the lines from 'By hand, c = a*b' to 'b.grad = 2'
 Standard library only.
 """
