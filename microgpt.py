@@ -62,22 +62,18 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-# Each Value also gets a number, 0, 1, 2, ..., in the order Values are made. A Value is
-# made after its children (which never change), so sorting by number puts them first.
-made = count()
-
 
 class Value:
-    __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')  # (no dict:
-    # a Value is small, and a training step makes about 14,000 of them)
+    # (__slots__: no per-object dict, as a training step makes some 13,000 Values)
+    __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')
 
     def __init__(self, data, children=(), local_grads=(), op=''):
         self.data = float(data)           # the number
         self.grad = 0.0                   # d(loss)/d(self), filled in by backward()
         self.children = children          # the Values this one was computed from
         self.local_grads = local_grads    # d(self)/d(child), one per child
-        self.op = op                      # what computed it: '+', '*', ... (to show it)
-        self.number = next(made)          # made after its children: a larger number
+        self.op = op                      # its name: '+', '*', ... (to print graphs)
+        self.number = next(made)          # 0, 1, 2, ... as made (see topological_order)
 
     def __add__(self, other):             # d(a+b)/da = 1, d(a+b)/db = 1
         if isinstance(other, Value):
@@ -93,8 +89,9 @@ class Value:
     def __pow__(self, k):                 # k is a plain number: d(a^k)/da = k * a^(k-1)
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
-    # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0 (softmax
-    # uses exp; the model meets log and relu only inside bigger one-node ops, section 5)
+    # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0. softmax
+    # uses exp; log and relu give the plain forms of section 5's cross_entropy and
+    # squared_relu, which are one node each for speed (tests/ checks that they agree).
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -111,8 +108,8 @@ class Value:
     def __rtruediv__(self, other): return self ** -1 * other
 
     def backward(self):
-        """Fill in d(self)/d(v) as v.grad, for every Value v that self came from."""
-        if self.grad: raise RuntimeError('backward() ran already: grads would add up')
+        """Fill in d(self)/d(v) as v.grad, for every Value v that self came from. Grads
+        add up (+=), so run it once per graph; Adam.step() sets them back to 0."""
         self.grad = 1.0                   # d(self)/d(self)
         for node in reversed(topological_order(self)):
             grad = node.grad
@@ -121,12 +118,17 @@ class Value:
                     child.grad += local_grad * grad   # chain rule; += sums the paths
 
 
+# Each Value gets a number, 0, 1, 2, ..., from this counter, in the order Values are
+# made. A Value is made after its children, so its number is larger than theirs.
+made = count()
+
+
 def topological_order(root):
     """Every node of root's graph that has children, each after all of its children (a
-    "topological order"). backward() takes them in reverse, so a node passes its grad on
-    only after every node made from it has added to it. The walk collects the nodes;
-    sorting them by number puts them in order (with no recursion, which Python stops at
-    1000 levels). Leaves (parameters, inputs) are left out: they pass nothing on."""
+    "topological order"): backward() goes through them in reverse, so a node passes its
+    grad on only once every node made from it has added to it. The loop collects them,
+    with no recursion (Python stops at 1000 levels); sorting by number puts them in this
+    order (attrgetter('number') reads node.number). Leaves pass nothing on: left out."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -136,27 +138,25 @@ def topological_order(root):
     return sorted(nodes, key=attrgetter('number'))
 
 
-def dot(a, b):
-    """a . b = sum_i a_i * b_i, as ONE node with the 2n children a_1..a_n, b_1..b_n,
-    where sum(ai * bi for ...) would make 2n - 1 nodes; most of the model's work is
-    dot products, so this one "fused" node makes training several times faster. Its
-    local gradients, worked out by hand: d(a_i * b_i)/da_i = b_i, d/db_i = a_i (in
-    dot(x, x) each x_i is a child twice: backward() adds both, 2 x_i)."""
-    return dot_node(a, b, [ai.data for ai in a], [bi.data for bi in b])
-
-
-def dot_node(a, b, a_data, b_data):  # dot(a, b) from numbers read before (see linear)
-    if len(a) != len(b): raise ValueError(f'dot product of lengths {len(a)}, {len(b)}')
-    children = a + b                  # two lists joined: a_1..a_n, b_1..b_n
-    local_grads = b_data + a_data     # d/da_i = b_i, then d/db_i = a_i: the same order
-    return Value(sum(map(mul, a_data, b_data)), children, local_grads, 'dot')
-
-
 def linear(x, w):
-    """The matrix w times the vector x: a dot product per row, [dot(row, x) for row in
-    w], with x's numbers read once for all the rows."""
-    x_data = [xj.data for xj in x]
-    return [dot_node(row, x, [wj.data for wj in row], x_data) for row in w]
+    """The matrix w times the vector x: for each row of w, the dot product row . x =
+    sum_j row_j * x_j, as ONE node whose children are row_1..row_n, then x_1..x_n.
+    Built from * and + it would be 2n nodes (sum() starts from 0); most of the model's
+    work is dot products, so one node each makes training over 10 times faster. Its
+    local gradients, worked out by hand: d/d row_j = x_j and d/d x_j = row_j."""
+    x_data = [xj.data for xj in x]        # x's numbers, read once for all the rows
+    out = []
+    for row in w:
+        row_data = [wj.data for wj in row]
+        out.append(Value(sum(map(mul, row_data, x_data)),    # mul(a, b) is a * b
+                         row + x, x_data + row_data, 'dot'))  # (lists joined: 2n each)
+    return out
+
+
+def dot(a, b):
+    """a . b: the matrix of the one row a, times b. (In dot(x, x) each x_j is a child
+    twice, and backward() adds both: 2 x_j, the derivative of x . x.)"""
+    return linear(b, [a])[0]
 
 
 # 4. Parameters
@@ -183,12 +183,9 @@ def matrix_shapes(config):
 
 
 def init_state_dict(config, seed=42, std=0.15):
-    """Every matrix, random numbers of mean 0: all different, so that no two outputs
-    learn the same thing; small, so that no first guess is sure and wrong (std 0.15:
-    the original's 0.08 ended 0.01 higher here). A first logit sums 16 weights times
-    numbers of about +-1 (x after the last rmsnorm), so it spreads s = 0.15 * sqrt(16) =
-    0.6. Random logits cost more than equal ones, about s^2/2 (e^z averages e^(s^2/2)):
-    the first loss is ln 28 + 0.18 = 3.5, not a uniform guess's 3.33."""
+    """Every matrix, random numbers of mean 0 (a Gaussian of spread std): all different,
+    so that no two outputs learn the same thing; small, so that no first guess is sure
+    and wrong. The state_dict (PyTorch's name) maps each matrix's name to its rows."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -217,12 +214,14 @@ def parameters(state_dict):
 # layers alone they could fade. (One layer barely needs the adds; deep stacks do.)
 # The logits are raw scores, one per token, that softmax makes probabilities of. The
 # loss is -log of the probability given to the true next token: 0 if sure and right,
-# ln(vocab_size) = 3.33 for a uniform guess (random logits cost more: 3.5, section 4).
+# ln(vocab_size) = ln 28 = 3.33 for a uniform guess. Untrained, it is about 3.5: a
+# logit sums 16 random weights (std 0.15) times numbers of about +-1, so logits spread
+# s = 0.15 * 4 = 0.6, and a guess randomly surer of some tokens costs s^2/2 = 0.18 more.
 
 def softmax(logits):
     """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1).
     Subtracting the largest z keeps every exp() <= 1 (no overflow) and changes no p_i
-    (top and bottom are divided by exp(z_max)), so z_max needs no gradient: a number."""
+    (top and bottom are divided by exp(z_max)): z_max can be a float, not a Value."""
     z_max = max(z.data for z in logits)
     exps = [(z - z_max).exp() for z in logits]
     total_inv = sum(exps) ** -1                 # 1 / sum, once for all i
@@ -246,15 +245,15 @@ def attention(x, keys, values, sd, i, config):
        and sums the values v_s so weighted.
     3. wo mixes what the heads found (one may seek a vowel, one the letter before)."""
     head_dim = config.n_embd // config.n_head
-    q = linear(x, sd[f'layer{i}.attn_wq'])
+    q = linear(x, sd[f'layer{i}.attn_wq'])           # n_embd numbers, as are k and v
     keys.append(linear(x, sd[f'layer{i}.attn_wk']))
     values.append(linear(x, sd[f'layer{i}.attn_wv']))
     out = []
     for head in range(config.n_head):
         start, end = head * head_dim, (head + 1) * head_dim   # this head's slice
-        q_h = q[start:end]
+        q_h = q[start:end]                          # head_dim numbers
         k_h = [k[start:end] for k in keys]          # one key per position so far
-        v_h = [v[start:end] for v in values]
+        v_h = [v[start:end] for v in values]        # one value per position so far
         # q_h . k_s sums head_dim products, so it grows like sqrt(head_dim). Divided by
         # it, scores stay near 1. Large scores would make softmax give one position all
         # the weight, and then pass almost no gradient back.
@@ -266,9 +265,9 @@ def attention(x, keys, values, sd, i, config):
 
 
 def squared_relu(x):
-    """relu(x)^2, the MLP's nonlinearity: the original uses relu; squared, it has no
-    kink at 0, and the default run ends lower (2.336 to 2.342, median of 10 seeds).
-    One fused node (x.relu() ** 2 would be two); by the chain rule, d/dx relu(x)^2 =
+    """relu(x)^2, the MLP's nonlinearity, as in the Primer paper (So et al., 2021),
+    which found that it trains transformers faster than relu (the original's). One
+    fused node (x.relu() ** 2 would be two); by the chain rule, d/dx relu(x)^2 =
     2 relu(x) relu'(x) = 2 relu(x) for every x (x < 0: relu(x) = relu'(x) = 0)."""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
@@ -328,7 +327,8 @@ class Adam:
     large, and gradients differ by orders of magnitude. Adam divides a running mean of
     each gradient (m) by the root of a running mean of its square (v): about +-1 for a
     steady gradient, so each weight moves about lr a step, less if its gradient is noisy
-    (b1, b2 near 1: the means forget slowly). weight_decay (AdamW) shrinks weights."""
+    (b1, b2 near 1: the means forget slowly). weight_decay > 0 (AdamW) also shrinks each
+    weight a little every step, a brake on memorising (0, the default: off)."""
 
     def __init__(self, params, weight_decay=0.0, b1=0.85, b2=0.99, eps=1e-8):
         self.params, self.weight_decay = params, weight_decay
@@ -372,8 +372,8 @@ def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
                             model.config) for doc in batch) / batch_size   # the mean
         loss.backward()                 # ONE backward(): every parameter's gradient
         model.adam.step(lr_at(step, num_steps, learning_rate, warmup_steps))
-        loss = loss.data    # a number (while paused, a generator keeps its variables)
-        yield loss
+        loss = loss.data    # the number alone, so the step's graph can be freed now (a
+        yield loss          # paused generator keeps its variables, and they the graph)
 
 
 # 7. Sampling
@@ -383,13 +383,12 @@ def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
 
 def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
     """One new document that starts with prompt: it ends at <EOS> or at block_size."""
-    if not 0 < temperature < math.inf: raise ValueError(f'temperature {temperature}')
     tokens = [Tokenizer.BOS] + tokenizer.encode(prompt)
     cache = [([], []) for _ in range(config.n_layer)]
     for pos in range(config.block_size):
         logits = [z.data for z in gpt(tokens[pos], pos, cache, state_dict, config)]
-        if pos + 1 < len(tokens): continue   # (a prompt token: it filled the cache)
-        logits[Tokenizer.BOS] = -math.inf    # <BOS> only starts a document: never drawn
+        if pos + 1 < len(tokens): continue   # the next token is the prompt's: draw none
+        logits[Tokenizer.BOS] = -math.inf    # <BOS> starts documents: never draw it
         # softmax(z / T) on plain numbers, not divided by its sum (choices() needs none)
         z_max = max(logits)                  # (as in softmax: no exp() overflows)
         weights = [math.exp((z - z_max) / temperature) for z in logits]
@@ -408,7 +407,8 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
                      eval_docs=300, num_samples=20, temperature=0.5, prompt=''):
     """Read the documents, build a GPT, train it, measure its loss on eval_docs
     documents it never saw, print num_samples new ones (starting with prompt)."""
-    with open(input, encoding='utf-8-sig') as f:   # (UTF-8, less a byte-order mark)
+    # utf-8-sig: UTF-8, skipping the invisible "byte-order mark" some editors put first
+    with open(input, encoding='utf-8-sig') as f:
         docs = load_docs(f.read())
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
     tokenizer = Tokenizer(''.join(docs))  # every character, of held-out documents too
@@ -443,7 +443,7 @@ if _SCRIPT:                                  # (a Ctrl-C while it starts: quietl
 import argparse, ast, gc, hashlib, inspect, json, os, shutil  # noqa: E401, E402 (after that)
 import stat, statistics, time, unicodedata                     # noqa: E401, E402
 
-__all__ = ['load_docs', 'split_docs', 'Tokenizer', 'Value', 'topological_order', 'dot', 'dot_node',
+__all__ = ['load_docs', 'split_docs', 'Tokenizer', 'Value', 'topological_order', 'dot',
            'linear', 'GPTConfig', 'matrix_shapes', 'init_state_dict', 'parameters', 'softmax',
            'rmsnorm', 'attention', 'squared_relu', 'gpt', 'cross_entropy', 'doc_loss', 'Adam',
            'lr_at', 'Model', 'train', 'sample', 'train_and_sample', 'main', 'save_checkpoint',
