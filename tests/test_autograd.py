@@ -269,6 +269,44 @@ class TestBackward(unittest.TestCase):
         self.assertEqual(reached | {id(loss)}, set(place))
 
 
+class TestNumericalGrad(unittest.TestCase):
+    """Part I's numerical_grad: what its docstring promises, and that it catches a wrong
+    local gradient."""
+
+    def test_the_worked_example_agrees_with_backward(self):
+        a, b = Value(2), Value(-3)
+        f = lambda: a * b + a ** 2
+        f().backward()
+        for x, want in ((a, 1.0), (b, 2.0)):
+            self.assertEqual(x.grad, want)
+            self.assertAlmostEqual(microgpt.numerical_grad(f, x), want, delta=1e-9)
+
+    def test_the_nudged_value_is_left_exactly_as_it_was(self):
+        x = Value(0.1)
+        microgpt.numerical_grad(lambda: x * x, x)
+        self.assertEqual(x.data, 0.1)
+
+    def test_the_fused_ops_agree_with_their_plain_forms_as_its_docstring_says(self):
+        rng = random.Random(3)
+        z = [Value(rng.gauss(0, 1)) for _ in range(5)]
+        for fused, plain in ((lambda: microgpt.cross_entropy(z, 2), lambda: -microgpt.softmax(z)[2].log()),
+                             (lambda: microgpt.squared_relu(z[0]) * z[1],
+                              lambda: z[0].relu() ** 2 * z[1])):
+            for f in (fused, plain):
+                for v in z:
+                    v.grad = 0.0
+                f().backward()
+                for v in z:
+                    self.assertAlmostEqual(v.grad, microgpt.numerical_grad(f, v), delta=1e-8)
+
+    def test_a_wrong_local_gradient_shows(self):
+        x = Value(1.5)
+        wrong = lambda: Value(x.data ** 2, (x,), (x.data,))     # d(x^2)/dx is 2x, not x
+        wrong().backward()
+        self.assertAlmostEqual(x.grad, 1.5)
+        self.assertAlmostEqual(microgpt.numerical_grad(wrong, x), 3.0, delta=1e-8)
+
+
 class TestWholeModel(unittest.TestCase):
 
     def test_doc_loss_gradient_of_every_parameter_matches_finite_differences(self):

@@ -23,7 +23,7 @@ def sections(lines):
     Part II's 'Settings'...; a section ends at the last line before the next one's rule."""
     starts = []
     for number, line in enumerate(lines, start=1):
-        m = (re.match(r'# (Part I+):', line) or re.match(r'# (\d\. [\w ]+)$', line)
+        m = (re.match(r'# (Part I+):', line) or re.match(r'# (\d\. [\w ]+?)(?:: .*)?$', line)
              or re.match(r'# --- ([^:-]+?) *[:-]', line))
         if m:
             starts.append((m.group(1), number))
