@@ -1,8 +1,7 @@
 """microgpt: a complete GPT in one dependency-free Python file. Part I, the algorithm,
-in eight sections: dataset, tokenizer, autograd, parameters, model, training, sampling,
-and the whole story, train_and_sample(), which uses the others in that order: python -c
-"import microgpt; microgpt.train_and_sample()". Part II, the workbench, runs the story
-with flags (python microgpt.py): progress, checkpoints, views. You may skip it."""
+in eight sections, ends with the whole story, train_and_sample(), which runs beside
+names.txt: python -c "import microgpt; microgpt.train_and_sample()". Part II, the
+workbench (python microgpt.py: flags, progress, checkpoints, views): you may skip it."""
 import math
 import random
 from collections import namedtuple
@@ -90,19 +89,19 @@ class Value:
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0. softmax
-    # uses exp; log and relu make the plain forms of two fused ops (see numerical_grad).
+    # uses exp. The model never calls log or relu: they are here to build the plain
+    # forms of two one-node ops of section 5 and check those against them.
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
     def relu(self): return Value(max(0, self.data), (self,), (float(self.data > 0),),
                                  'relu')
 
-    # The rest are built from the ops above, so their derivatives come for free. Python
-    # turns 2 + a into a.__radd__(2): a + 2, the same (sum() of Values starts 0 + a).
+    # The rest are built from the ops above, so their derivatives come for free.
     def __neg__(self): return self * -1.0
     def __sub__(self, other): return self + (-other)
     def __truediv__(self, other): return self * other ** -1
-    __radd__, __rmul__ = __add__, __mul__   # (2 + a is a + 2; 2 * a is a * 2)
+    __radd__, __rmul__ = __add__, __mul__   # 2 + a calls a.__radd__(2), that is a + 2
     def __rsub__(self, other): return (-self) + other
     def __rtruediv__(self, other): return self ** -1 * other
 
@@ -120,9 +119,8 @@ def topological_order(root):
     """Every node of root's graph that has children, each after all of its children (a
     "topological order"): backward() goes through them in reverse, so a node passes its
     grad on only once every node made from it has added to it. The loop finds them (no
-    recursion: Python stops at 1000 levels). A Value is made after its children, so
-    sorting by number (attrgetter reads it) orders them. Leaves (parameters, inputs)
-    are left out: they get grads, but pass none on."""
+    recursion: Python stops at 1000 levels); as a Value is made after its children,
+    sorting by number orders them. Leaves get grads, but pass none on: left out."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -144,26 +142,13 @@ def dot(a, b):
 
 
 def linear(x, w):
-    """The matrix w times the vector x: [dot(row, x) for row in w], the same nodes,
-    written out so that x's numbers are read once for all the rows (5% faster)."""
+    """The matrix w times the vector x: [dot(row, x) for row in w], the same nodes
+    (local grads: d/d row_j = x_j, d/d x_j = row_j), written out to read x's numbers
+    once for all the rows, not once per row: training is 5% faster."""
     x_data = [xj.data for xj in x]
     w_data = [[wj.data for wj in row] for row in w]
     return [Value(sum(map(mul, row_data, x_data)), row + x, x_data + row_data, 'dot')
             for row, row_data in zip(w, w_data)]
-
-
-def numerical_grad(f, x, eps=1e-6):
-    """d f() / d x measured without backward(), to check it: (f(x + eps) - f(x - eps))
-    / (2 eps), how far f() moves as x is nudged. This section's example: a, b =
-    Value(2), Value(-3); f = lambda: a * b + a ** 2; f().backward() makes a.grad 1, and
-    numerical_grad(f, a) is 1 too (to 1e-9). Check section 5's fused ops so, and their
-    plain forms made with log and relu: -softmax(z)[t].log(), x.relu() ** 2."""
-    kept, f_at = x.data, []
-    for nudged in (kept + eps, kept - eps):
-        x.data = nudged
-        f_at.append(f().data)
-    x.data = kept                       # x as it was
-    return (f_at[0] - f_at[1]) / (2 * eps)
 
 
 # 4. Parameters
@@ -178,8 +163,7 @@ GPTConfig = namedtuple('GPTConfig', 'vocab_size n_embd n_head n_layer block_size
 def matrix_shapes(config):
     """{name: (rows, columns)}: wte, wpe, and per layer attention's query, key, value
     and output matrices and the MLP's two (a "multilayer perceptron", section 5). No
-    output matrix: wte scores the next token too (weight tying, as in GPT-2: one vector
-    per token, and fewer parameters to learn)."""
+    output matrix: wte scores the next token too (weight tying, as in GPT-2)."""
     n = config.n_embd
     shapes = {'wte': (config.vocab_size, n), 'wpe': (config.block_size, n)}
     for i in range(config.n_layer):
@@ -192,7 +176,8 @@ def matrix_shapes(config):
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0 (a Gaussian of spread std): all different,
     so that no two outputs learn the same thing; small, so that no first guess is sure
-    and wrong. The state_dict (PyTorch's name) maps each matrix's name to its rows."""
+    and wrong (0.15, not the original's 0.08: it trained a little lower here). The
+    state_dict (PyTorch's name) maps each matrix's name to its rows."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -206,7 +191,8 @@ def parameters(state_dict):
 
 # 5. Model
 # A GPT ("generative pre-trained transformer") reads tokens and predicts the next one,
-# here one token at a time. One token's path (28 tokens: a-z, <BOS>, <EOS>; n_embd 16):
+# here one token at a time: GPT-2, but with RMSNorm (not LayerNorm), no biases, squared
+# ReLU (not GELU). One token's path (28 tokens: a-z, <BOS>, <EOS>; n_embd 16):
 #   token id -> wte row (16) --+
 #                              +--> x (16), the residual stream
 #   position -> wpe row (16) --+
@@ -227,7 +213,8 @@ def parameters(state_dict):
 def softmax(logits):
     """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1).
     Subtracting the largest z keeps every exp() <= 1 (no overflow) and changes no p_i
-    (top and bottom are divided by exp(z_max)): z_max can be a float, not a Value."""
+    (top and bottom are divided by exp(z_max)). So its derivative is 0, and z_max can
+    be a plain float, not a Value."""
     z_max = max(z.data for z in logits)
     exps = [(z - z_max).exp() for z in logits]
     total_inv = sum(exps) ** -1                 # 1 / sum, once for all i
@@ -321,6 +308,20 @@ def doc_loss(tokens, state_dict, config):
     return sum(losses) / len(losses)
 
 
+def numerical_grad(f, x, eps=1e-6):
+    """d f() / d x measured without backward(), to check it: (f(x + eps) - f(x - eps))
+    / (2 eps), how far f() moves as x is nudged. Section 3's example: a, b = Value(2),
+    Value(-3); f = lambda: a * b + a ** 2; f().backward() makes a.grad 1, and
+    numerical_grad(f, a) is 1 too (to 1e-9). The one-node ops above check the same way,
+    and agree with their plain forms: -softmax(z)[t].log(), x.relu() ** 2, sum(a*b)."""
+    kept, f_at = x.data, []
+    for nudged in (kept + eps, kept - eps):
+        x.data = nudged
+        f_at.append(f().data)
+    x.data = kept                       # x as it was
+    return (f_at[0] - f_at[1]) / (2 * eps)
+
+
 # 6. Training
 # A parameter's gradient says how the loss changes as it grows, so a small move against
 # it, p -= lr * p.grad (lr: the learning rate), lowers the loss: gradient descent. A
@@ -360,11 +361,10 @@ def lr_at(step, num_steps, learning_rate, warmup_steps):
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
 
-# A model: its shape, tokenizer, weights, and Adam (whose m and v each step updates).
-Model = namedtuple('Model', 'config tokenizer state_dict adam')
+Model = namedtuple('Model', 'config tokenizer state_dict')   # a GPT, ready to train
 
 
-def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
+def train(model, adam, docs, num_steps, learning_rate, warmup_steps, batch_size):
     """num_steps steps, each on the next batch_size documents, round and round. It
     yields each step's loss as it goes (a generator): the loop that asks for them
     decides what to do between steps (print them, plot them, stop early)."""
@@ -373,9 +373,9 @@ def train(model, docs, num_steps, learning_rate, warmup_steps, batch_size):
         loss = sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict,
                             model.config) for doc in batch) / batch_size   # the mean
         loss.backward()                 # ONE backward(): every parameter's gradient
-        model.adam.step(lr_at(step, num_steps, learning_rate, warmup_steps))
-        loss = loss.data    # the number alone, so the step's graph can be freed now (a
-        yield loss          # paused generator keeps its variables, and they the graph)
+        adam.step(lr_at(step, num_steps, learning_rate, warmup_steps))
+        loss = loss.data    # the number only: the graph goes now, not on resuming
+        yield loss
 
 
 # 7. Sampling
@@ -390,8 +390,8 @@ def sample(state_dict, tokenizer, config, rng, temperature=1.0, prompt=''):
     for pos in range(config.block_size):
         logits = [z.data for z in gpt(tokens[pos], pos, cache, state_dict, config)]
         if pos + 1 < len(tokens): continue   # the next token is the prompt's: draw none
-        logits[Tokenizer.BOS] = -math.inf    # <BOS> starts documents: never draw it
-        # softmax(z / T) on plain numbers, not divided by its sum (choices() needs none)
+        logits[Tokenizer.BOS] = -math.inf    # never a target in training: never draw
+        # softmax(z / T) on floats (nothing learns here: no graph); choices() normalises
         z_max = max(logits)                  # (as in softmax: no exp() overflows)
         weights = [math.exp((z - z_max) / temperature) for z in logits]
         token_id = rng.choices(range(len(weights)), weights)[0]   # (a list of one)
@@ -414,9 +414,9 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
     tokenizer = Tokenizer(''.join(docs))  # every character, of held-out documents too
     config = GPTConfig(tokenizer.vocab_size, n_embd, n_head, n_layer, block_size)
     sd = init_state_dict(config, seed)
-    model = Model(config, tokenizer, sd, Adam(parameters(sd), weight_decay))
-    print(f'{len(train_docs)} training documents, {len(model.adam.params)} parameters')
-    for step, loss in enumerate(train(model, train_docs, num_steps, learning_rate,
+    model, adam = Model(config, tokenizer, sd), Adam(parameters(sd), weight_decay)
+    print(f'{len(train_docs)} training documents, {len(adam.params)} parameters')
+    for step, loss in enumerate(train(model, adam, train_docs, num_steps, learning_rate,
                                       warmup_steps, batch_size), start=1):
         if step == 1 or step % 50 == 0 or step == num_steps:
             print(f'step {step:4d} / {num_steps} | loss {loss:.4f}')
@@ -577,7 +577,7 @@ def _read_docs(path):
         raise _BadInput(f'input file {path!r} is empty: it needs one document per line')
     return docs
 
-_Plan = namedtuple('_Plan', 'path model train_docs val_docs split start texts')
+_Plan = namedtuple('_Plan', 'path model adam train_docs val_docs split start texts')
 
 def _prepare(s, given):
     """The run's input, checked against all that will use it before any work (documents,
@@ -586,7 +586,7 @@ def _prepare(s, given):
     here = os.path.dirname(os.path.abspath(__file__)) if '__file__' in globals() else '.'
     path = s['input'] or os.path.join(here, 'names.txt')   # (pasted in a notebook: no file)
     docs = _read_docs(path)
-    model, kept = _load(s['load'], s['weight_decay']) if s['load'] else (None, {})
+    model, adam, kept = _load(s['load'], s['weight_decay']) if s['load'] else (None, None, {})
     digest = hashlib.sha256('\n'.join(docs).encode()).hexdigest()[:16]   # (the documents)
     split = kept.get('split', {'seed': s['seed'], 'val_fraction': s['val_fraction']})
     if 'val_fraction' in given and s['val_fraction'] != split['val_fraction']:
@@ -640,7 +640,8 @@ def _prepare(s, given):
         _check_save_path(s['save'], config)
     if not model:                            # a new model, as train_and_sample() builds it
         sd = init_state_dict(config, s['seed'])
-        model, kept = Model(config, tokenizer, sd, Adam(parameters(sd), s['weight_decay'])), {}
+        model, adam, kept = Model(config, tokenizer, sd), Adam(parameters(sd),
+                                                               s['weight_decay']), {}
     for name in ('show_attention', 'attention_by_hand'):
         if texts[name] is not None:          # (they find attention's numbers in the graph)
             try:
@@ -654,8 +655,8 @@ def _prepare(s, given):
         _complain(f"warning: --warmup_steps {s['warmup_steps']} is not below --num_steps "
                   f"{s['num_steps']}: the learning rate climbs all run, to {top:g} at most, "
                   f'and never decays')
-    return _Plan(path, model, train_docs, val_docs, split,    # (an older checkpoint: by t)
-                 kept.get('docs_seen', model.adam.t * s['batch_size']), texts)
+    return _Plan(path, model, adam, train_docs, val_docs, split,   # (an older one: by t)
+                 kept.get('docs_seen', adam.t * s['batch_size']), texts)
 
 # Memory: the parameters (and Adam's m, v) and a step's graph. A position reads each weight
 # in a dot product (2 edges) but wpe's other rows; norms, adds, softmax, relu^2 add ~11 nodes,
@@ -741,16 +742,16 @@ def _write_beside(target, text):
         raise
     return name
 
-def save_checkpoint(path, model, **kept):
-    """Write model (and kept: the split, docs_seen) to path, atomically: a new file beside
+def save_checkpoint(path, model, adam, **kept):
+    """Write model, adam (and kept: the split, docs_seen) to path, atomically: a new file beside
     it, flushed to the disk, renamed over it in one step (a failed or interrupted save
     leaves the old as it was). Never over anything but a checkpoint, never unloadable."""
     _check_save_path(path)
-    if _unusable(model):
-        raise _BadInput(f'{_unusable(model)}: checkpoint {path!r} not written')
+    if _unusable(adam):
+        raise _BadInput(f'{_unusable(adam)}: checkpoint {path!r} not written')
     config = {k: getattr(model.config, k) for k in _SHAPE}   # (the vocabulary: in 'chars')
     text = json.dumps(dict(format=_FORMAT, config=config, chars=model.tokenizer.chars,
-                           step=model.adam.t, adam_m=model.adam.m, adam_v=model.adam.v,
+                           step=adam.t, adam_m=adam.m, adam_v=adam.v,
                            state_dict={name: [[p.data for p in row] for row in matrix]
                                        for name, matrix in model.state_dict.items()}, **kept))
     target, tmp = os.path.realpath(path), None
@@ -766,28 +767,29 @@ def save_checkpoint(path, model, **kept):
         if tmp and os.path.exists(tmp):
             os.remove(tmp)
 
-def _unusable(model):
-    """Why model would not load back, or None (a weight of 1e6: diverged long ago)."""
-    if not all(abs(p.data) < 1e6 for p in model.adam.params):
+def _unusable(adam):
+    """Why the weights adam trains would not load back, or None (1e6: diverged long ago)."""
+    if not all(abs(p.data) < 1e6 for p in adam.params):
         return 'the weights grew past 1e6 (or to inf or nan)'
-    if not all(abs(x) < math.inf for x in model.adam.m + model.adam.v):
+    if not all(abs(x) < math.inf for x in adam.m + adam.v):
         return "Adam's state became infinite or nan"
 
 def load_checkpoint(path, weight_decay=0.0):
-    """The Model in save_checkpoint()'s file, all checked first: a damaged one, one line."""
-    return _load(path, weight_decay)[0]
+    """(the Model, its Adam) in save_checkpoint()'s file, all checked first: a damaged one,
+    one line."""
+    return _load(path, weight_decay)[:2]
 
 def _load(path, weight_decay):
-    """(the Model, what the checkpoint kept: its split, docs_seen)."""
+    """(the Model, its Adam, what the checkpoint kept: its split, docs_seen)."""
     data = _read_file(path, 'checkpoint', MAX_CHECKPOINT_BYTES)
     try:
         ck = json.loads(data.decode('utf-8'))
-        model = _model_from(ck, weight_decay)
+        model, adam = _model_from(ck, weight_decay)
     except (ValueError, RecursionError, KeyError, TypeError, AttributeError, IndexError) as e:
         why = (e if isinstance(e, (ValueError, RecursionError)) else f'it has no {e}'
                if isinstance(e, KeyError) else "its parts are not a model's")
         raise _BadInput(f'checkpoint {path!r} is damaged or not a microgpt checkpoint: {why}')
-    return model, {k: ck[k] for k in ('split', 'docs_seen') if k in ck}
+    return model, adam, {k: ck[k] for k in ('split', 'docs_seen') if k in ck}
 
 def _need(ok, what):                         # (what is wrong, in the checkpoint's words)
     if not ok:
@@ -821,9 +823,8 @@ def _model_from(ck, weight_decay):
     split = ck.get('split', {'seed': 0, 'val_fraction': 0})
     _need(type(split['seed']) is int and split['seed'] >= 0 and type(split['val_fraction'])
           in (int, float) and 0 <= split['val_fraction'] < 1, "its 'split' is not a split")
-    model = Model(config, Tokenizer(''.join(chars)), state_dict, adam)
-    _need(_unusable(model) is None, _unusable(model))
-    return model
+    _need(_unusable(adam) is None, _unusable(adam))
+    return Model(config, Tokenizer(''.join(chars)), state_dict), adam
 
 # --- Training, watched ----------------------------------------------------------------
 
@@ -861,7 +862,7 @@ class _Signals:
         for signum, handler in self.old.items():
             signal.signal(signum, handler)
 
-def _train_watched(model, plan, s, signals):
+def _train_watched(model, adam, plan, s, signals):
     """Part I's train(), from where a checkpoint stopped, with between its steps progress,
     validation, checkpoints, a stop on Ctrl-C: {'train', 'val', 'ms', 'save_failed'}."""
     num_steps, every = s['num_steps'], s['eval_every']
@@ -880,7 +881,7 @@ def _train_watched(model, plan, s, signals):
     signals.training(True)
     try:
         started = time.perf_counter()
-        for step, loss in enumerate(train(model, docs[first:] + docs[:first], num_steps,
+        for step, loss in enumerate(train(model, adam, docs[first:] + docs[:first], num_steps,
                                           s['learning_rate'], s['warmup_steps'],
                                           s['batch_size']), start=1):
             history['ms'].append((time.perf_counter() - started) * 1000)
@@ -897,10 +898,10 @@ def _train_watched(model, plan, s, signals):
                 show(f'interrupted: stopped after step {step}')
             done = step == num_steps or signals.stop is not None
             saving = s['save'] and (done or s['save_every'] and step % s['save_every'] == 0)
-            if (done or saving) and _unusable(model):   # (weights no loss has seen yet)
-                _diverged(step, _unusable(model))
+            if (done or saving) and _unusable(adam):   # (weights no loss has seen yet)
+                _diverged(step, _unusable(adam))
             if saving:
-                _save(model, plan, s, step, show, history, done)
+                _save(model, adam, plan, s, step, show, history, done)
             if done:
                 break
             started = time.perf_counter()
@@ -934,17 +935,17 @@ def _diverged(step, what, x=math.nan):      # the one divergence rule: no finite
         raise _BadInput(f'{what} at step {step}: training diverged; try a smaller '
                         f'--learning_rate')
 
-def _save(model, plan, s, step, show, history, done):
+def _save(model, adam, plan, s, step, show, history, done):
     """A checkpoint; one that fails is said, and training goes on (ending with status 1)."""
     try:
-        save_checkpoint(s['save'], model, split=plan.split,
+        save_checkpoint(s['save'], model, adam, split=plan.split,
                         docs_seen=plan.start + step * s['batch_size'])
     except _BadInput as e:
         _complain(f'warning: {e}; training goes on')
         history['save_failed'] = True
         return
     if done:
-        show(f"saved checkpoint {s['save']} (step {model.adam.t})")
+        show(f"saved checkpoint {s['save']} (step {adam.t})")
 
 # --- What a run prints after training: the curve, the summary, the samples ------------
 
@@ -1089,7 +1090,7 @@ def _backward_examples(text):
 
 def _gradients(model, doc):
     """doc_loss() of doc and its backward(): the loss; every parameter holds its grad."""
-    for p in model.adam.params:
+    for p in parameters(model.state_dict):
         p.grad = 0.0
     loss = doc_loss(model.tokenizer.encode_doc(doc), model.state_dict, model.config)
     loss.backward()
@@ -1115,7 +1116,7 @@ def gradient_check(model, doc, per_matrix=2, eps=1e-6):
             worst = max(worst, gap)
             rows.append(f'  {f"{name}[{r}][{c}]":<24} {p.grad:>15.9f} {numeric:>15.9f}  '
                         f'{gap:.1e}' + ('' if gap < 1e-4 else '  <- DIFFERENT'))
-    for p in model.adam.params:
+    for p in parameters(model.state_dict):
         p.grad = 0.0
     return '\n'.join(rows + [f'largest relative gap {worst:.1e}: ' + (
         'the gradients agree (a gap below 1e-4: the rounding of the difference)' if worst < 1e-4
@@ -1152,7 +1153,7 @@ def gradient_map(model, doc):
             '  ' + ''.join(_shade(g, max(places)) for g in places)
             + f'  <- {doc!r} reads positions 0-{read - 1}; the others get '
             + ('none' if not any(places[read:]) else 'some')]
-    for p in model.adam.params:
+    for p in parameters(model.state_dict):
         p.grad = 0.0
     return '\n'.join(out)
 
@@ -1393,14 +1394,14 @@ def _run(argv, signals):
         _say(_backward_examples(s['show_backward']))
         return 0
     plan = _prepare(s, given)
-    model = plan.model
-    _say(f'{len(plan.train_docs)} training documents, {len(model.adam.params)} parameters')
+    model, adam = plan.model, plan.adam
+    _say(f'{len(plan.train_docs)} training documents, {len(adam.params)} parameters')
     _say(f'(the workbench: {plan.path}, {len(plan.val_docs)} documents held out; '
-         + (f'{s["load"]}, trained {model.adam.t} steps; ' if s['load'] else '')
+         + (f'{s["load"]}, trained {adam.t} steps; ' if s['load'] else '')
          + f'{model.config})')
-    history = _train_watched(model, plan, s, signals)
+    history = _train_watched(model, adam, plan, s, signals)
     if s['save'] and not s['num_steps']:
-        save_checkpoint(s['save'], model, split=plan.split, docs_seen=plan.start)
+        save_checkpoint(s['save'], model, adam, split=plan.split, docs_seen=plan.start)
     status = 128 + signals.stop if signals.stop else 1 if history['save_failed'] else 0
     if s['bench']:
         _say(_bench_report(model, plan, s, history))

@@ -110,12 +110,12 @@ def write_copy_task(path):
         f.write('\n'.join(copy_docs()) + '\n')
 
 
-def step_by_hand(model, docs, lr):
+def step_by_hand(model, adam, docs, lr):
     """One training step written out here, apart from Part I's train(): the mean loss of
     docs, one backward(), an Adam step at lr."""
     import microgpt
     loss = sum(microgpt.doc_loss(model.tokenizer.encode_doc(doc), model.state_dict, model.config)
                for doc in docs) / len(docs)
     loss.backward()
-    model.adam.step(lr)
+    adam.step(lr)
     return loss

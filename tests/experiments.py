@@ -164,13 +164,13 @@ def run(job):
     config = microgpt.GPTConfig(tokenizer.vocab_size, s.get('n_embd', 16), s.get('n_head', 4),
                                 s.get('n_layer', 1), 16)
     sd = microgpt.init_state_dict(config, seed)
-    model = microgpt.Model(config, tokenizer, sd,
-                           microgpt.Adam(microgpt.parameters(sd), s.get('weight_decay', 0.0)))
+    model = microgpt.Model(config, tokenizer, sd)
+    adam = microgpt.Adam(microgpt.parameters(sd), s.get('weight_decay', 0.0))
     variant = {k: s[k] for k in VARIANT_KEYS if k in s}
     microgpt.gpt = functools.partial(variant_gpt, **variant) if variant else PART_ONE_GPT
     history = {'train': [], 'evals': [], 'seconds': 0.0}
     num_steps = s['num_steps']
-    steps = microgpt.train(model, train, num_steps, s['learning_rate'],
+    steps = microgpt.train(model, adam, train, num_steps, s['learning_rate'],
                            s.get('warmup_steps', 0), s.get('batch_size', 4))
     if sys.implementation.name == 'cpython':   # as the command line does (PyPy's must run)
         gc.disable()

@@ -106,14 +106,14 @@ def lr_at(step, s):
     return peak * (s['floor'] + (1 - s['floor']) * left)
 
 
-def train(model, docs, s):
+def train(model, adam, docs, s):
     """microgpt.train() itself; for another decay shape or a floor, with lr_at above in
     microgpt.lr_at's place (in this worker process only)."""
     part_one_lr_at = microgpt.lr_at
     if s['shape'] != 'linear' or s['floor'] != 0:
         microgpt.lr_at = lambda step, num_steps, learning_rate, warmup_steps: lr_at(step, s)
     try:
-        for _ in microgpt.train(model, docs, s['num_steps'], s['learning_rate'],
+        for _ in microgpt.train(model, adam, docs, s['num_steps'], s['learning_rate'],
                                 s['warmup_steps'], s['batch_size']):
             pass
     finally:
@@ -153,12 +153,12 @@ def run(job):
                                                       for _ in range(16)] for _ in state_dict['wte']])
         state_dict.reads = 0
     adam = microgpt.Adam(microgpt.parameters(state_dict), 0.0, s['b1'], s['b2'])
-    model = microgpt.Model(config, tokenizer, state_dict, adam)
+    model = microgpt.Model(config, tokenizer, state_dict)
     if sys.implementation.name == 'cpython':                # as `python microgpt.py` does
         gc.disable()                                        # (PyPy's collector must run)
     try:
         start = time.perf_counter()
-        train(model, train_docs, s)
+        train(model, adam, train_docs, s)
         seconds = time.perf_counter() - start
         return name, seed, mean_loss(model, set_a), mean_loss(model, set_b), seconds
     finally:

@@ -330,8 +330,8 @@ class TestBadInput(unittest.TestCase):
             tracemalloc.start()
             try:
                 sd = microgpt.init_state_dict(config)
-                model = microgpt.Model(config, tokenizer, sd, microgpt.Adam(microgpt.parameters(sd)))
-                steps = microgpt.train(model, docs, 2, 0.01, 0, batch_size)
+                model, adam = microgpt.Model(config, tokenizer, sd), microgpt.Adam(microgpt.parameters(sd))
+                steps = microgpt.train(model, adam, docs, 2, 0.01, 0, batch_size)
                 next(steps)                                      # Adam's m and v filled in
                 tracemalloc.reset_peak()
                 next(steps)

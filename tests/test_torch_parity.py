@@ -146,9 +146,9 @@ class TestTorchParity(unittest.TestCase):
                 docs = [tokenizer.decode(tokens) for tokens in documents(random.Random(4), 7)]
                 config, sd = new_model(2, 8, 2, 6, seed=6)
                 W = torch_weights(sd)
-                model = microgpt.Model(config, tokenizer, sd,
-                                       microgpt.Adam(microgpt.parameters(sd), weight_decay=0.01))
-                losses = list(microgpt.train(model, docs, num_steps, lr, warmup_steps,
+                model = microgpt.Model(config, tokenizer, sd)
+                adam = microgpt.Adam(microgpt.parameters(sd), weight_decay=0.01)
+                losses = list(microgpt.train(model, adam, docs, num_steps, lr, warmup_steps,
                                              batch_size))
                 opt = torch.optim.AdamW(list(W.values()), lr=lr, betas=(0.85, 0.99), eps=1e-8,
                                         weight_decay=0.01)

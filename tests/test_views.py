@@ -39,7 +39,7 @@ def trained(num_steps=40, **settings):
 
 def model_of(config, chars, sd=None):
     sd = sd or microgpt.init_state_dict(config, seed=1)
-    return microgpt.Model(config, microgpt.Tokenizer(chars), sd, microgpt.Adam(microgpt.parameters(sd)))
+    return microgpt.Model(config, microgpt.Tokenizer(chars), sd)
 
 
 class TestBackwardNodeByNode(unittest.TestCase):
@@ -138,7 +138,7 @@ class TestGradientCheck(unittest.TestCase):
         self.model = model_of(config, 'abc', sd)
 
     def test_backward_agrees_with_the_difference_of_the_loss(self):
-        before = [p.data for p in self.model.adam.params]
+        before = [p.data for p in microgpt.parameters(self.model.state_dict)]
         report = microgpt.gradient_check(self.model, 'abcab')
         self.assertIn('the gradients agree', report)
         rows = re.findall(r'^  (\S+\[\d+\]\[\d+\]) +(\S+) +(\S+)  (\S+)', report, re.M)
@@ -146,8 +146,8 @@ class TestGradientCheck(unittest.TestCase):
         for _, grad, numeric, gap in rows:
             self.assertLess(float(gap), 1e-6)
             self.assertGreater(abs(float(grad)), 1e-6)
-        self.assertTrue(all(p.grad == 0.0 for p in self.model.adam.params))   # left clean
-        self.assertEqual([p.data for p in self.model.adam.params], before)    # to the bit
+        self.assertTrue(all(p.grad == 0.0 for p in microgpt.parameters(self.model.state_dict)))   # left clean
+        self.assertEqual([p.data for p in microgpt.parameters(self.model.state_dict)], before)    # to the bit
 
     def test_a_wrong_derivative_is_caught(self):
         for slope in (3.0, 1.0):             # squared ReLU's 2r as a slip of the pen
@@ -166,7 +166,7 @@ class TestGradientCheck(unittest.TestCase):
 
     def test_a_ctrl_c_in_the_check_leaves_every_weight_as_it_was(self):
         # (a notebook's Ctrl-C between the two shifted losses left a weight moved by eps)
-        weights, real, calls = [p.data for p in self.model.adam.params], microgpt.doc_loss, []
+        weights, real, calls = [p.data for p in microgpt.parameters(self.model.state_dict)], microgpt.doc_loss, []
 
         def interrupted(*args):
             calls.append(None)
@@ -176,7 +176,7 @@ class TestGradientCheck(unittest.TestCase):
         with mock.patch.object(microgpt, 'doc_loss', interrupted), \
                 self.assertRaises(KeyboardInterrupt):
             microgpt.gradient_check(self.model, 'abcab')
-        self.assertEqual([p.data for p in self.model.adam.params], weights)
+        self.assertEqual([p.data for p in microgpt.parameters(self.model.state_dict)], weights)
 
     def test_from_the_command_line_on_the_first_held_out_document(self):
         status, out, _ = in_process('--num_steps', 0, '--num_samples', 0, '--gradcheck')
@@ -397,7 +397,7 @@ class TestSamplesNewOrCopied(unittest.TestCase):
     def test_each_sample_is_marked_and_each_is_counted(self):
         # a name in both sets is a training name; a name drawn twice counts twice
         model = model_of(microgpt.GPTConfig(5, 4, 1, 1, 4), 'abc')
-        plan = microgpt._Plan('x.txt', model, ['ab', 'cc'], ['ab', 'ba'], {}, 0, {})
+        plan = microgpt._Plan('x.txt', model, None, ['ab', 'cc'], ['ab', 'ba'], {}, 0, {})
         settings = dict(microgpt.DEFAULTS, num_samples=5)
         out = io.StringIO()
         with mock.patch.object(microgpt, 'sample', side_effect=['ab', 'ba', 'ab', 'abc', 'abc']), \

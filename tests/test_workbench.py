@@ -87,11 +87,12 @@ class TestCheckpoints(WithFolder):
         adam = microgpt.Adam(microgpt.parameters(sd))
         microgpt.doc_loss([0, 2, 3, 1], sd, config).backward()
         adam.step(0.01)
-        microgpt.save_checkpoint(self.path, microgpt.Model(config, microgpt.Tokenizer('abcd'), sd, adam))
-        loaded = microgpt.load_checkpoint(self.path)
-        self.assertEqual([p.data for p in loaded.adam.params], [p.data for p in adam.params])
-        self.assertEqual((loaded.tokenizer.chars, loaded.config, loaded.adam.m, loaded.adam.v,
-                          loaded.adam.t), (list('abcd'), config, adam.m, adam.v, 1))
+        microgpt.save_checkpoint(self.path, microgpt.Model(config, microgpt.Tokenizer('abcd'), sd), adam)
+        loaded, loaded_adam = microgpt.load_checkpoint(self.path)
+        self.assertEqual([p.data for p in loaded_adam.params], [p.data for p in adam.params])
+        self.assertEqual(loaded_adam.params, microgpt.parameters(loaded.state_dict))
+        self.assertEqual((loaded.tokenizer.chars, loaded.config, loaded_adam.m, loaded_adam.v,
+                          loaded_adam.t), (list('abcd'), config, adam.m, adam.v, 1))
 
     def test_a_resumed_run_goes_on_exactly_as_one_replayed_by_hand(self):
         # from the checkpoint's weights, Adam state (m, v, step) and place in the data,
@@ -100,15 +101,15 @@ class TestCheckpoints(WithFolder):
         self.ok('--num_steps', 12, '--batch_size', 2, '--save', self.path, *QUIET)
         self.ok('--load', self.path, '--num_steps', 7, '--batch_size', 3, '--learning_rate', 0.02,
                 '--save', more, *QUIET)
-        model, (train_docs, _) = microgpt.load_checkpoint(self.path), names_split()
+        (model, adam), (train_docs, _) = microgpt.load_checkpoint(self.path), names_split()
         for step in range(7):                 # documents 24 on: where 12 steps of 2 stopped
             batch = [train_docs[24 + 3 * step + b] for b in range(3)]
-            step_by_hand(model, batch, microgpt.lr_at(step, 7, 0.02, 0))
-        want = microgpt.load_checkpoint(more)
-        self.assertEqual(want.adam.t, 19)
-        self.assertEqual(model.adam.t, want.adam.t)
-        self.assertEqual([p.data for p in model.adam.params], [p.data for p in want.adam.params])
-        self.assertEqual((model.adam.m, model.adam.v), (want.adam.m, want.adam.v))
+            step_by_hand(model, adam, batch, microgpt.lr_at(step, 7, 0.02, 0))
+        _, want = microgpt.load_checkpoint(more)
+        self.assertEqual(want.t, 19)
+        self.assertEqual(adam.t, want.t)
+        self.assertEqual([p.data for p in adam.params], [p.data for p in want.params])
+        self.assertEqual((adam.m, adam.v), (want.m, want.v))
         with open(more) as f:
             self.assertEqual(json.load(f)['docs_seen'], 24 + 21)
 
@@ -129,10 +130,10 @@ class TestCheckpoints(WithFolder):
             json.dump(ck, f)
         more = os.path.join(self.tmp.name, 'more.json')
         self.ok('--load', self.path, '--num_steps', 1, '--batch_size', 4, '--save', more, *QUIET)
-        model, (train_docs, _) = microgpt.load_checkpoint(self.path), names_split()
-        step_by_hand(model, train_docs[40:44], microgpt.lr_at(0, 1, 0.01, 0))
-        self.assertEqual([p.data for p in model.adam.params],
-                         [p.data for p in microgpt.load_checkpoint(more).adam.params])
+        (model, adam), (train_docs, _) = microgpt.load_checkpoint(self.path), names_split()
+        step_by_hand(model, adam, train_docs[40:44], microgpt.lr_at(0, 1, 0.01, 0))
+        self.assertEqual([p.data for p in adam.params],
+                         [p.data for p in microgpt.load_checkpoint(more)[1].params])
 
     def test_a_continued_run_keeps_the_checkpoints_split(self):
         # (a continued run with another seed split the data anew: a name it trained on was
@@ -226,7 +227,7 @@ class TestCheckpoints(WithFolder):
             with open(self.path, 'w') as f:
                 json.dump(dict(ck, step=step), f)
             if loads:
-                self.assertEqual(microgpt.load_checkpoint(self.path).adam.t, step)
+                self.assertEqual(microgpt.load_checkpoint(self.path)[1].t, step)
             else:
                 self.assertRaises(ValueError, microgpt.load_checkpoint, self.path)
 
@@ -275,7 +276,7 @@ class TestNothingLost(WithFolder):
         with mock.patch.object(microgpt.os, "access", return_value=False):   # (chmod 444)
             self.assertIn('is read-only', self.refused('--num_steps', 1, '--save', self.path))
         self.ok('--load', self.path, '--num_steps', 1, '--save', self.path, *QUIET)
-        self.assertEqual(microgpt.load_checkpoint(self.path).adam.t, 2)
+        self.assertEqual(microgpt.load_checkpoint(self.path)[1].t, 2)
         empty = os.path.join(self.tmp.name, 'empty.json')          # (mktemp's empty file)
         open(empty, 'w').close()
         self.ok('--num_steps', 0, '--num_samples', 0, '--save', empty)
@@ -394,8 +395,8 @@ class TestNothingLost(WithFolder):
 
     def test_an_interrupted_save_leaves_the_old_checkpoint_byte_for_byte(self):
         good = self.save_a_good_checkpoint()
-        model = microgpt.load_checkpoint(self.path)
-        for p in model.adam.params:
+        model, adam = microgpt.load_checkpoint(self.path)
+        for p in adam.params:
             p.data += 1.0
         for stop in (KeyboardInterrupt, OSError(28, 'No space left on device')):
             with self.subTest(stop=stop):
@@ -404,7 +405,7 @@ class TestNothingLost(WithFolder):
                     raise stop
                 with mock.patch.object(microgpt.os, 'fsync', cut_short):
                     with self.assertRaises((KeyboardInterrupt, ValueError)):
-                        microgpt.save_checkpoint(self.path, model)
+                        microgpt.save_checkpoint(self.path, model, adam)
                 with open(self.path, 'rb') as f:
                     self.assertEqual(f.read(), good)
                 self.assertEqual(self.files(), ['good.json'])
@@ -415,7 +416,7 @@ class TestNothingLost(WithFolder):
         renames, real_replace = [], os.replace
         with mock.patch.object(microgpt.os, 'replace',
                                lambda a, b: renames.append((a, b)) or real_replace(a, b)):
-            microgpt.save_checkpoint(self.path, microgpt.load_checkpoint(self.path))
+            microgpt.save_checkpoint(self.path, *microgpt.load_checkpoint(self.path))
         (tmp, target), = renames
         self.assertEqual((os.path.dirname(tmp), target), (self.tmp.name, self.path))
 
@@ -428,7 +429,7 @@ class TestNothingLost(WithFolder):
         os.symlink(target, link)
         self.ok('--num_steps', 2, '--save', link, *QUIET)
         self.assertTrue(os.path.islink(link))
-        self.assertEqual(microgpt.load_checkpoint(link).adam.t, 2)
+        self.assertEqual(microgpt.load_checkpoint(link)[1].t, 2)
         self.assertEqual(stat.S_IMODE(os.stat(target).st_mode), 0o640)
         old = os.umask(0o022)                  # a new file: the usual mode, as the umask says
         try:
