@@ -299,6 +299,16 @@ class TestNumericalGrad(unittest.TestCase):
                 for v in z:
                     self.assertAlmostEqual(v.grad, microgpt.numerical_grad(f, v), delta=1e-8)
 
+    def test_the_files_examples_run_as_written(self):
+        # python -m doctest microgpt.py: numerical_grad's, dot's, squared_relu's and
+        # cross_entropy's >>> examples, each printing what it says
+        import contextlib, doctest, io
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            failed, tried = doctest.testmod(microgpt)
+        self.assertEqual(failed, 0, out.getvalue())
+        self.assertGreaterEqual(tried, 12)
+
     def test_a_wrong_local_gradient_shows(self):
         x = Value(1.5)
         wrong = lambda: Value(x.data ** 2, (x,), (x.data,))     # d(x^2)/dx is 2x, not x
