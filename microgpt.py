@@ -1,6 +1,6 @@
 """microgpt: a complete GPT in one dependency-free Python file. Part I, the algorithm,
-in eight sections, ends with the whole story, train_and_sample(), which runs beside
-names.txt: python -c "import microgpt; microgpt.train_and_sample()". Part II, the
+in eight sections, ends with the whole story, train_and_sample(); from the folder that
+holds names.txt: python -c "import microgpt; microgpt.train_and_sample()". Part II, the
 workbench (python microgpt.py: flags, progress, checkpoints, views): you may skip it."""
 import math
 import random
@@ -58,10 +58,10 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-made = count()                      # numbers each Value as it is made: 0, 1, 2, ...
+# Each Value gets a number as it is made, 0, 1, 2, ...: larger than its children's.
+made = count()          # (so sorting Values by number puts children first: see below)
 
-class Value:
-    # (__slots__: no per-object dict, as a training step makes some 13,000 Values)
+class Value:                 # (__slots__: no dict per Value; a step makes some 13,000)
     __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')
 
     def __init__(self, data, children=(), local_grads=(), op=''):
@@ -87,7 +87,8 @@ class Value:
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0. softmax
-    # uses exp; log and relu build plain forms to check one-node ops (numerical_grad).
+    # uses exp. The model never calls log or relu: they build plain forms of one-node
+    # ops, to check those against (numerical_grad, below).
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -114,9 +115,9 @@ class Value:
 def topological_order(root):
     """Every node of root's graph that has children, each after all of its children (a
     "topological order"): backward() goes through them in reverse, so a node passes its
-    grad on only once every node made from it has added to it. The loop finds them (no
-    recursion: Python stops at 1000 levels); as a Value is made after its children,
-    sorting by number orders them. Leaves get grads, but pass none on: left out."""
+    grad on only once every node made from it has added to it. The loop finds them with
+    no recursion (which fails on bigger models, at Python's 1000 levels); sorting them
+    by number puts them in order. Leaves get grads but pass none on: left out."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -124,6 +125,22 @@ def topological_order(root):
                 nodes.add(child)
                 stack.append(child)
     return sorted(nodes, key=attrgetter('number'))
+
+# How to know backward() is right: measure each derivative without it, by nudging.
+def numerical_grad(f, x, eps=1e-6):
+    """d f() / d x measured as (f(x + eps) - f(x - eps)) / (2 eps), by nudging x. Its
+    examples, and each one-node op's below (beside the op's plain form, made with log
+    and relu), run with python -m doctest microgpt.py.
+    >>> a, b = Value(2), Value(-3); f = lambda: a * b + a ** 2
+    >>> f().backward(); a.grad, round(numerical_grad(f, a), 6)
+    (1.0, 1.0)
+    """
+    kept, f_at = x.data, []
+    for nudged in (kept + eps, kept - eps):
+        x.data = nudged
+        f_at.append(f().data)
+    x.data = kept                       # x as it was
+    return (f_at[0] - f_at[1]) / (2 * eps)
 
 def dot(a, b):
     """a . b = sum_i a_i * b_i, as ONE node whose children are a_1..a_n, then b_1..b_n.
@@ -149,23 +166,6 @@ def linear(x, w):
     return [Value(sum(map(mul, row_data, x_data)), row + x, x_data + row_data, 'dot')
             for row, row_data in zip(w, w_data)]
 
-# How to know backward() is right: measure each derivative without it, by nudging.
-def numerical_grad(f, x, eps=1e-6):
-    """d f() / d x measured as (f(x + eps) - f(x - eps)) / (2 eps): how far f() moves as
-    x is nudged. The examples in this file (>>>) run with python -m doctest microgpt.py:
-    here, the worked example above. Each one-node op checks the same way, beside its
-    plain form built from the ops above (that is what log and relu are for).
-    >>> a, b = Value(2), Value(-3); f = lambda: a * b + a ** 2
-    >>> f().backward(); a.grad, round(numerical_grad(f, a), 6)
-    (1.0, 1.0)
-    """
-    kept, f_at = x.data, []
-    for nudged in (kept + eps, kept - eps):
-        x.data = nudged
-        f_at.append(f().data)
-    x.data = kept                       # x as it was
-    return (f_at[0] - f_at[1]) / (2 * eps)
-
 
 # 4. Parameters
 # All the model's knowledge lives in matrices of Values, its parameters, learned by
@@ -190,7 +190,7 @@ def matrix_shapes(config):
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0 (a Gaussian of spread std): all different,
     so that no two outputs learn the same thing; small, so that no first guess is sure
-    and wrong (std 0.15 ended lower than 0.08 in trials, at the default shape). The
+    and wrong (std 0.15: in trials its final loss beat the original's 0.08). The
     state_dict (PyTorch's name) maps each matrix's name to its rows."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
@@ -310,9 +310,10 @@ def cross_entropy(logits, target):
     z_max = max(z.data for z in logits)        # as in softmax: no overflow
     exps = [math.exp(z.data - z_max) for z in logits]
     total = sum(exps)                          # z_max + log(total) = log(sum exp(z))
-    grads = [e / total for e in exps]          # softmax(z)
-    grads[target] -= 1.0
-    return Value(z_max + math.log(total) - logits[target].data, logits, grads, 'xent')
+    local_grads = [e / total for e in exps]    # softmax(z)
+    local_grads[target] -= 1.0
+    return Value(z_max + math.log(total) - logits[target].data, logits, local_grads,
+                 'xent')
 
 def doc_loss(tokens, state_dict, config):
     """The mean loss of predicting each token of a document from the ones before it.
@@ -365,9 +366,8 @@ def lr_at(step, num_steps, learning_rate, warmup_steps):
 Model = namedtuple('Model', 'config tokenizer state_dict')   # a GPT, ready to train
 
 def train(model, adam, docs, num_steps, learning_rate, warmup_steps, batch_size):
-    """num_steps steps, each on the next batch_size documents, round and round. It
-    yields each step's loss as it goes (a generator): the loop that asks for them
-    decides what to do between steps (print them, plot them, stop early)."""
+    """num_steps steps, each on the next batch_size documents, round and round. As a
+    generator, it yields each step's loss: the loop over it acts between steps."""
     for step in range(num_steps):
         batch = [docs[(step * batch_size + b) % len(docs)] for b in range(batch_size)]
         loss = sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict,
