@@ -40,8 +40,8 @@ Exercise = namedtuple('Exercise', 'number title edits command read reduce expect
 
 VAL = r'^validation loss (\d+\.\d+) \(step [1-9]'           # after training
 SHORT = ['--num_steps', '300', '--num_samples', '0', '--eval_every', '300']
-NO_ATTENTION = [('        a = attention(rmsnorm(x), keys, values, sd, i, config)\n'
-                 '        x = [xj + aj for xj, aj in zip(x, a)]\n', '')]
+NO_ATTENTION = [('        attn = attention(rmsnorm(x), keys, values, sd, i, config)\n'
+                 '        x = [xj + aj for xj, aj in zip(x, attn)]\n', '')]
 COPY = ['--input', 'copy.txt', '--num_steps', '500', '--num_samples', '0', '--eval_every', '1000']
 
 EXERCISES = [
@@ -80,8 +80,8 @@ EXERCISES = [
              "gaps around 0.1. mlp_fc2 still agrees: it reads squared ReLU's value, never its "
              'slope. A wrong derivative shows in the matrices upstream of it, and only there.'),
     Exercise(5, 'Take the residual adds away',
-             [('        x = [xj + aj for xj, aj in zip(x, a)]', '        x = a'),
-              ('        x = [xj + mj for xj, mj in zip(x, m)]', '        x = m')],
+             [('        x = [xj + aj for xj, aj in zip(x, attn)]', '        x = attn'),
+              ('        x = [xj + mj for xj, mj in zip(x, mlp)]', '        x = mlp')],
              SHORT, VAL, 'first', 2.4566, 0.002, 12,
              'worse by 0.035, less than most guess for losing "the" trick of deep networks: '
              'with one layer, there is little to carry past it and few layers for a gradient '

@@ -247,7 +247,7 @@ class TestOneProgram(unittest.TestCase):
         with open(SCRIPT, encoding='utf-8') as f:
             source = f.read()
         for old, new, shown in (
-                ('        yield loss\n', '        yield loss + 1000\n', '| loss 1003.'),
+                ('        yield loss', '        yield loss + 1000', '| loss 1003.'),
                 ('    return tokenizer.decode(tokens)\n', '    return "edited"\n', 'edited\n')):
             self.assertEqual(source.count(old), 1, old)
             with self.subTest(edit=new.strip()), tempfile.TemporaryDirectory() as tmp:

@@ -348,8 +348,8 @@ class TestAttentionByHand(unittest.TestCase):
         with open(os.path.join(ROOT, 'microgpt.py'), encoding='utf-8') as f:
             source = f.read()
         for old, new in (('softmax([dot(q_h, k_s)', 'softmax([dot(k_s, q_h)'),
-                         ('        a = attention(rmsnorm(x), keys, values, sd, i, config)\n'
-                          '        x = [xj + aj for xj, aj in zip(x, a)]\n', '')):
+                         ('        attn = attention(rmsnorm(x), keys, values, sd, i, config)\n'
+                          '        x = [xj + aj for xj, aj in zip(x, attn)]\n', '')):
             self.assertEqual(source.count(old), 1, old)
             for view in ('--show_attention', '--attention_by_hand'):
                 with self.subTest(edit=old[:20], view=view), \
