@@ -54,7 +54,7 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-made = count()           # 0, 1, 2, ...: each Value's number, in the order they are made
+made = count()         # 0, 1, 2, ...: a Value's number, larger than its children's
 
 class Value:        # (__slots__: no dict per Value; a step makes over 9,000 Values)
     __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')
@@ -82,8 +82,8 @@ class Value:        # (__slots__: no dict per Value; a step makes over 9,000 Val
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0. softmax
-    # uses exp. The model never calls log or relu: the examples below use them to build
-    # slow versions of cross_entropy and squared_relu, to check those against.
+    # uses exp. log and relu build the slow, plain versions of two fast ops below (fused
+    # ops, one node each), cross_entropy and squared_relu: to check them against.
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -103,18 +103,17 @@ class Value:        # (__slots__: no dict per Value; a step makes over 9,000 Val
         add up (+=), so run it once per graph; Adam.step() sets them back to 0."""
         self.grad = 1.0                   # d(self)/d(self)
         for node in reversed(topological_order(self)):
-            grad = node.grad              # final: all nodes made from node came first
-            if grad:                      # (a zero grad adds nothing: skip, save time)
+            grad = node.grad              # complete: the nodes made from it came first
+            if grad:                      # (for speed: a zero grad would add nothing)
                 for child, local_grad in zip(node.children, node.local_grads):
                     child.grad += local_grad * grad   # chain rule; += sums paths
 
 def topological_order(root):
-    """The nodes of root's graph in "topological order": each after its children.
-    backward() goes through them in reverse, so a node passes its grad on only once
-    every node made from it has added to it. The loop only finds the nodes (with a
-    stack, as recursion fails at Python's 1000 levels on deep models). The order comes
-    from their numbers: a Value is made after its children, so its number is larger.
-    Leaves (parameters, inputs) have no grad to pass on: left out."""
+    """The nodes of root's graph in "topological order", each after its children, so
+    that backward(), going in reverse, reaches a node only after every node made from
+    it. The loop finds the nodes (with a stack: recursion fails at Python's 1000 levels
+    on deep models); sorting by number orders them. Leaves are left out: parameters and
+    inputs have no children to pass a grad on to."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -143,7 +142,7 @@ def dot(a, b):
     out by hand, not left to autograd. Built from * and + it would be 2n nodes (n
     products, n sums); most of the model's work is dot products, so one node each makes
     training over 10 times faster. Children a_1..a_n, then b_1..b_n; local gradients
-    d/da_i = b_i, then d/db_i = a_i: b's numbers, then a's. (In dot(x, x) each x_i is a
+    d/da_i = b_i, then d/db_i = a_i: b's data, then a's. (In dot(x, x) each x_i is a
     child twice, and backward() adds both: 2 x_i, the slope of x . x.)
     >>> y = [Value(1.0), Value(2.0)]; dot(y, y).backward(); [yi.grad for yi in y]
     [2.0, 4.0]
@@ -152,13 +151,13 @@ def dot(a, b):
     """
     a_data, b_data = [ai.data for ai in a], [bi.data for bi in b]
     return Value(sum(map(mul, a_data, b_data)),        # map(mul, ...): a_i * b_i
-                 a + b, b_data + a_data, 'dot')        # (lists: + joins them)
+                 a + b, b_data + a_data, 'dot')        # (+ of lists: joined)
 
 def linear(x, w):
     """The matrix w times the vector x. It builds the same nodes as
         [dot(row, x) for row in w]
-    (children: the row, then x; local grads: x's numbers, then the row's), but reads
-    x's numbers once, not once per row: training is about 6% faster.
+    (children: the row, then x; local grads: x's data, then the row's), but reads x's
+    data once, not once per row: training is about 6% faster.
     >>> w, x = [[Value(1), Value(2)], [Value(3), Value(4)]], [Value(5), Value(6)]
     >>> [(y.data, y.local_grads) for y in linear(x, w)]
     [(17.0, [5.0, 6.0, 1.0, 2.0]), (39.0, [5.0, 6.0, 3.0, 4.0])]
@@ -192,7 +191,7 @@ def matrix_shapes(config):
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0 (a Gaussian of spread std): all different,
     so that no two outputs learn the same thing; small, so that first guesses are near
-    uniform (section 5). Trained, std 0.15 ended at a lower loss than 0.08 did. The
+    uniform (section 5); trained, std 0.15 ends lower than a smaller 0.08 does. The
     state_dict (PyTorch's name) maps each matrix's name to its rows."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
@@ -226,8 +225,8 @@ def parameters(state_dict):
 
 def softmax(logits):
     """p_i = exp(z_i) / sum_j exp(z_j): scores to probabilities (positive, sum 1).
-    Subtracting the largest z, z_max, keeps every exp() <= 1 (no overflow), and no p_i
-    depends on it (top and bottom are divided by exp(z_max)): a plain float, no grad."""
+    Subtracting the largest z, z_max, keeps every exp() <= 1 (no overflow) and changes
+    no p_i (top and bottom are divided by exp(z_max)), so z_max needs no gradient."""
     z_max = max(z.data for z in logits)
     exps = [(z - z_max).exp() for z in logits]
     total_inv = sum(exps) ** -1        # one node (e / sum would make a ** -1 per e)
@@ -271,9 +270,10 @@ def squared_relu(x):
     which found that it trains transformers faster than plain relu. One fused node
     (x.relu() ** 2 would be two); by the chain rule, d/dx relu(x)^2 = 2 relu(x)
     relu'(x) = 2 relu(x) for every x (x < 0: relu(x) = relu'(x) = 0).
-    >>> x = Value(1.5); squared_relu(x).backward(); x.grad, round(numerical_grad(
-    ...     lambda: x.relu() ** 2, x), 6)
-    (3.0, 3.0)
+    >>> x = Value(1.5); squared_relu(x).backward(); x.grad
+    3.0
+    >>> round(numerical_grad(lambda: x.relu() ** 2, x), 6)
+    3.0
     """
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
@@ -366,17 +366,17 @@ def lr_at(step, num_steps, learning_rate, warmup_steps):
 Model = namedtuple('Model', 'config tokenizer state_dict')   # a GPT, ready to train
 
 def train(model, adam, docs, num_steps, learning_rate, warmup_steps, batch_size):
-    """num_steps steps, each on the next batch_size documents, round and round. A
-    generator: it yields each step's loss, and its caller acts between steps
-    (train_and_sample() prints every 50th; Part II also validates, saves, plots)."""
+    """num_steps steps, each on the next batch_size documents, round and round. It
+    yields each step's loss (a generator) for its caller to use between steps:
+    train_and_sample() prints every 50th; Part II also validates, saves, plots."""
     for step in range(num_steps):
         batch = [docs[(step * batch_size + b) % len(docs)] for b in range(batch_size)]
         loss = sum(doc_loss(model.tokenizer.encode_doc(doc), model.state_dict,
                             model.config) for doc in batch) / batch_size   # the mean
         loss.backward()                 # ONE backward(): every parameter's gradient
         adam.step(lr_at(step, num_steps, learning_rate, warmup_steps))
-        # Keep only the number: the graph is freed now, not after the next step builds
-        loss = loss.data  # its own (two graphs in memory make training 24% slower)
+        # Free the graph now, keeping only the number (two graphs at once: 24% slower)
+        loss = loss.data
         yield loss
 
 # 7. Sampling
