@@ -5,7 +5,7 @@ import math
 import random
 from collections import namedtuple
 from itertools import count               # 0, 1, 2, ...: to number Values (section 3)
-from operator import attrgetter, mul      # v.number, a * b as functions (section 3)
+from operator import mul                  # a * b as a function, for map() (section 3)
 
 # Part I: the algorithm ================================================================
 # 1. Dataset
@@ -54,7 +54,9 @@ class Tokenizer:
 #   c: local grads 1, 1:     d.grad = 1 * 1 = 1,  e.grad = 1 * 1 = 1
 #   e: local grad 2a = 4:    a.grad += 4 * 1,  a.grad = 4
 #   d: local grads b, a:     a.grad += -3 * 1, a.grad = 1 (= b + 2a);  b.grad = 2
-made = count()         # 0, 1, 2, ...: a Value's number, larger than its children's
+# Each Value gets a number, 0, 1, 2, ..., in the order Values are made. Its children
+# were made before it, so its number is larger than theirs: topological_order uses it.
+made = count()
 
 class Value:        # (__slots__: no dict per Value; a step makes over 9,000 Values)
     __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')
@@ -82,8 +84,8 @@ class Value:        # (__slots__: no dict per Value; a step makes over 9,000 Val
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0. softmax
-    # uses exp. log and relu build the slow, plain versions of two fast ops below (fused
-    # ops, one node each), cross_entropy and squared_relu: to check them against.
+    # uses exp. The model itself never calls log or relu: they are here for the checks
+    # (the >>> examples below), which rebuild cross_entropy and squared_relu from them.
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -120,7 +122,7 @@ def topological_order(root):
             if child.children and child not in nodes:   # (leaves pass nothing on)
                 nodes.add(child)
                 stack.append(child)
-    return sorted(nodes, key=attrgetter('number'))
+    return sorted(nodes, key=lambda node: node.number)
 
 # How to know backward() is right: measure each derivative without it, by nudging.
 def numerical_grad(f, x, eps=1e-6):
@@ -128,8 +130,7 @@ def numerical_grad(f, x, eps=1e-6):
     examples (>>>) here and below run with: python -m doctest microgpt.py
     >>> a, b = Value(2), Value(-3); f = lambda: a * b + a ** 2
     >>> f().backward(); a.grad, round(numerical_grad(f, a), 6)
-    (1.0, 1.0)
-    """
+    (1.0, 1.0)"""
     kept, f_at = x.data, []
     for nudged in (kept + eps, kept - eps):
         x.data = nudged
@@ -147,8 +148,7 @@ def dot(a, b):
     >>> y = [Value(1.0), Value(2.0)]; dot(y, y).backward(); [yi.grad for yi in y]
     [2.0, 4.0]
     >>> [round(numerical_grad(lambda: y[0] * y[0] + y[1] * y[1], yi), 6) for yi in y]
-    [2.0, 4.0]
-    """
+    [2.0, 4.0]"""
     a_data, b_data = [ai.data for ai in a], [bi.data for bi in b]
     return Value(sum(map(mul, a_data, b_data)),        # map(mul, ...): a_i * b_i
                  a + b, b_data + a_data, 'dot')        # (+ of lists: joined)
@@ -160,8 +160,7 @@ def linear(x, w):
     data once, not once per row: training is about 6% faster.
     >>> w, x = [[Value(1), Value(2)], [Value(3), Value(4)]], [Value(5), Value(6)]
     >>> [(y.data, y.local_grads) for y in linear(x, w)]
-    [(17.0, [5.0, 6.0, 1.0, 2.0]), (39.0, [5.0, 6.0, 3.0, 4.0])]
-    """
+    [(17.0, [5.0, 6.0, 1.0, 2.0]), (39.0, [5.0, 6.0, 3.0, 4.0])]"""
     x_data = [xj.data for xj in x]
     w_data = [[wj.data for wj in row] for row in w]
     return [Value(sum(map(mul, row_data, x_data)), row + x, x_data + row_data, 'dot')
@@ -191,8 +190,7 @@ def matrix_shapes(config):
 def init_state_dict(config, seed=42, std=0.15):
     """Every matrix, random numbers of mean 0 (a Gaussian of spread std): all different,
     so that no two outputs learn the same thing; small, so that first guesses are near
-    uniform (section 5); trained, std 0.15 ends lower than a smaller 0.08 does. The
-    state_dict (PyTorch's name) maps each matrix's name to its rows."""
+    uniform (section 5). The state_dict (PyTorch's name) maps names to matrices."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -274,7 +272,8 @@ def squared_relu(x):
     3.0
     >>> round(numerical_grad(lambda: x.relu() ** 2, x), 6)
     3.0
-    """
+    >>> x = Value(-1.5); squared_relu(x).backward(); x.grad   # below 0: flat
+    0.0"""
     r = max(0.0, x.data)
     return Value(r * r, (x,), (2.0 * r,), 'relu^2')
 
@@ -305,11 +304,11 @@ def cross_entropy(logits, target):
     >>> [round(zi.grad, 6) for zi in z]
     [0.25, -0.25]
     >>> [round(numerical_grad(lambda: -softmax(z)[1].log(), zi), 6) for zi in z]
-    [0.25, -0.25]
-    """
+    [0.25, -0.25]"""
     z_max = max(z.data for z in logits)        # as in softmax: no overflow
     exps = [math.exp(z.data - z_max) for z in logits]
-    total = sum(exps)                   # log(sum_j exp(z_j)) = z_max + log(total)
+    total = sum(exps)                # sum_j exp(z_j) = exp(z_max) * total, so
+    # log(sum_j exp(z_j)) = z_max + log(total): the first part of the loss, below
     local_grads = [e / total for e in exps]    # softmax(z)
     local_grads[target] -= 1.0
     return Value(z_max + math.log(total) - logits[target].data, logits, local_grads,
@@ -407,7 +406,8 @@ def train_and_sample(input='names.txt', val_fraction=0.1, seed=42, n_embd=16,
                      learning_rate=0.01, warmup_steps=50, weight_decay=0.0,
                      eval_docs=300, num_samples=20, temperature=0.5, prompt=''):
     """Read the documents, build a GPT, train it, measure its loss on eval_docs
-    documents it never saw, print num_samples new ones (starting with prompt)."""
+    documents it never saw, print num_samples new ones (starting with prompt).
+    block_size: the most tokens read at once; batch_size: documents per step."""
     with open(input, encoding='utf-8-sig') as f:  # -sig: skip a byte-order mark
         docs = load_docs(f.read())
     train_docs, val_docs = split_docs(docs, val_fraction, random.Random(seed))
@@ -999,7 +999,7 @@ def backward_table(root, **names):
     by name; the others #1, #2... as made (inputs in1, in2...). Runs backward() if not."""
     if root.grad == 0:
         root.backward()
-    made = sorted(topological_order(root), key=attrgetter('number'))
+    made = topological_order(root)
     label = {id(v): name for name, v in names.items() if isinstance(v, Value)}
     for i, node in enumerate(made, start=1):
         label.setdefault(id(node), f'#{i}')
