@@ -58,7 +58,7 @@ class Tokenizer:
 # were made before it, so its number is larger than theirs: topological_order uses it.
 made = count()
 
-class Value:        # (__slots__: no dict per Value; a step makes over 9,000 Values)
+class Value:        # (__slots__: no dict per Value; a training step makes some 13,000)
     __slots__ = ('data', 'grad', 'children', 'local_grads', 'op', 'number')
 
     def __init__(self, data, children=(), local_grads=(), op=''):
@@ -114,8 +114,8 @@ def topological_order(root):
     """The nodes of root's graph in "topological order", each after its children, so
     that backward(), going in reverse, reaches a node only after every node made from
     it. The loop finds the nodes (with a stack: recursion fails at Python's 1000 levels
-    on deep models); sorting by number orders them. Leaves are left out: parameters and
-    inputs have no children to pass a grad on to."""
+    on deep models); sorting by number orders them. Leaves (parameters, inputs) are not
+    listed: they get their grads from the nodes made from them, and pass none on."""
     nodes, stack = {root}, [root]
     while stack:
         for child in stack.pop().children:
@@ -124,10 +124,9 @@ def topological_order(root):
                 stack.append(child)
     return sorted(nodes, key=lambda node: node.number)
 
-# How to know backward() is right: measure each derivative without it, by nudging.
 def numerical_grad(f, x, eps=1e-6):
-    """d f() / d x measured by nudging x: (f(x + eps) - f(x - eps)) / (2 eps). The
-    examples (>>>) here and below run with: python -m doctest microgpt.py
+    """How to know backward() is right: d f() / d x measured without it, by nudging x:
+    (f(x + eps) - f(x - eps)) / (2 eps). Examples: python -m doctest microgpt.py
     >>> a, b = Value(2), Value(-3); f = lambda: a * b + a ** 2
     >>> f().backward(); a.grad, round(numerical_grad(f, a), 6)
     (1.0, 1.0)"""
@@ -142,9 +141,10 @@ def dot(a, b):
     """a . b = sum_i a_i * b_i as ONE node, a "fused" op: its local gradients are worked
     out by hand, not left to autograd. Built from * and + it would be 2n nodes (n
     products, n sums); most of the model's work is dot products, so one node each makes
-    training over 10 times faster. Children a_1..a_n, then b_1..b_n; local gradients
-    d/da_i = b_i, then d/db_i = a_i: b's data, then a's. (In dot(x, x) each x_i is a
-    child twice, and backward() adds both: 2 x_i, the slope of x . x.)
+    training over 10 times faster. (The fused ops are dot, linear, squared_relu and
+    cross_entropy; a >>> example checks each.) Children a_1..a_n, then b_1..b_n; local
+    gradients d/da_i = b_i, then d/db_i = a_i: b's data, then a's. (In dot(x, x) each
+    x_i is a child twice, and backward() adds both: 2 x_i, the slope of x . x.)
     >>> y = [Value(1.0), Value(2.0)]; dot(y, y).backward(); [yi.grad for yi in y]
     [2.0, 4.0]
     >>> [round(numerical_grad(lambda: y[0] * y[0] + y[1] * y[1], yi), 6) for yi in y]
@@ -188,9 +188,10 @@ def matrix_shapes(config):
     return shapes
 
 def init_state_dict(config, seed=42, std=0.15):
-    """Every matrix, random numbers of mean 0 (a Gaussian of spread std): all different,
-    so that no two outputs learn the same thing; small, so that first guesses are near
-    uniform (section 5). The state_dict (PyTorch's name) maps names to matrices."""
+    """{name: matrix} (a "state_dict"): random numbers of mean 0 and spread std, all
+    different so that no two outputs learn the same thing, small so that first guesses
+    are near uniform (a logit is x, of length sqrt(n_embd) = 4 after rmsnorm, dotted
+    with a wte row: spread 4 std = 0.6)."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -210,12 +211,12 @@ def parameters(state_dict):
 #   each layer:  x --> rmsnorm -> attention (keys, values of the earlier tokens) --> + x
 #                x --> rmsnorm -> mlp_fc1 (64) -> relu^2 -> mlp_fc2 (16) ----------> + x
 #   x --> rmsnorm -> a dot product with each wte row (weight tying) -> logits (28)
-# x, the "residual stream", starts as the token's embedding plus its position's. The
-# position must be in x because attention sums over tokens, and a sum ignores order.
-# Each layer ADDS to x what attention (reading the earlier tokens) and the MLP (working
-# on this one) make of it. So the token and its position ride along past every layer,
-# and gradients flow straight down through the adds (local grad 1), where through the
-# layers alone they could fade. (One layer barely needs the adds; deep stacks do.)
+# x, the "residual stream", starts as the token's embedding plus its position's
+# (attention sums over tokens, and a sum ignores order). Each layer ADDS to x what
+# attention (reading the earlier tokens) and the MLP (working on this one) make of it.
+# So the token and its position ride along past every layer, and gradients flow straight
+# down through the adds (local grad 1), where through the layers alone they could fade.
+# (One layer barely needs the adds; deep stacks do.)
 # The logits are raw scores, one per token, that softmax makes probabilities of. The
 # loss is -log of the probability given to the true next token: 0 if sure and right,
 # ln(vocab_size) = ln 28 = 3.33 for a uniform guess. Untrained, it is about 3.5: random
@@ -238,13 +239,12 @@ def rmsnorm(x):
     return [xi * scale for xi in x]
 
 def attention(x, keys, values, sd, i, config):
-    """Layer i's attention at the newest position, from its normalized vector x.
-    1. Three vectors from x: a query q (what this token looks for), a key k (what it
-       offers), a value v (what it passes on). k and v join the cache.
-    2. Each head takes its own slice of them. It scores each position s so far (this
-       one too) by q . k_s / sqrt(head_dim), turns the scores into weights by softmax,
-       and sums the values v_s so weighted.
-    3. wo mixes what the heads found (one may seek a vowel, one the letter before)."""
+    """Layer i's attention at the newest position, from its normalized vector x. From x:
+    a query q (what this token looks for), a key k (what it offers), a value v (what it
+    passes on); k and v join the cache. Each head, on its own slice of them, scores each
+    position s so far (this one too) by q . k_s / sqrt(head_dim), turns the scores into
+    weights by softmax, and sums the values v_s so weighted. wo mixes what the heads
+    found (one may seek a vowel, one the letter before)."""
     head_dim = config.n_embd // config.n_head
     q = linear(x, sd[f'layer{i}.attn_wq'])           # n_embd numbers, as are k and v
     keys.append(linear(x, sd[f'layer{i}.attn_wk']))
@@ -255,9 +255,9 @@ def attention(x, keys, values, sd, i, config):
         q_h = q[start:end]                          # head_dim numbers
         k_h = [k[start:end] for k in keys]          # one key per position so far
         v_h = [v[start:end] for v in values]        # one value per position so far
-        # q_h . k_s sums head_dim products, so it grows like sqrt(head_dim). Divided by
-        # it, scores stay near 1. Large scores would make softmax give one position all
-        # the weight, and then pass almost no gradient back.
+        # q_h . k_s sums head_dim products, so its spread grows like sqrt(head_dim).
+        # Divided by it, scores stay near 1. Large scores would make softmax give one
+        # position all the weight, and then pass almost no gradient back.
         weights = softmax([dot(q_h, k_s) / math.sqrt(head_dim) for k_s in k_h])
         # output j: sum_s weights_s * v_s[j], the weights dotted with each value's j-th
         out += [dot(weights, [v_s[j] for v_s in v_h]) for j in range(head_dim)]
@@ -307,8 +307,8 @@ def cross_entropy(logits, target):
     [0.25, -0.25]"""
     z_max = max(z.data for z in logits)        # as in softmax: no overflow
     exps = [math.exp(z.data - z_max) for z in logits]
-    total = sum(exps)                # sum_j exp(z_j) = exp(z_max) * total, so
-    # log(sum_j exp(z_j)) = z_max + log(total): the first part of the loss, below
+    # log(sum_j exp(z_j)) = log(exp(z_max) * total) = z_max + log(total), with:
+    total = sum(exps)
     local_grads = [e / total for e in exps]    # softmax(z)
     local_grads[target] -= 1.0
     return Value(z_max + math.log(total) - logits[target].data, logits, local_grads,
@@ -326,15 +326,14 @@ def doc_loss(tokens, state_dict, config):
 
 # 6. Training
 # A parameter's gradient says how the loss changes as it grows, so a small move against
-# it, p -= lr * p.grad (lr: the learning rate), lowers the loss: gradient descent. A
-# step: the mean loss of a few documents, ONE backward() for all gradients, Adam.
+# it, p -= lr * p.grad (lr: the learning rate), lowers the loss: gradient descent.
 
 class Adam:
     """Adam (Kingma & Ba, 2015). Plain gradient descent steps as far as the gradient is
     large, and gradients differ by orders of magnitude. Adam divides a running mean of
     each gradient (m) by the root of a running mean of its square (v): about +-1 for a
     steady gradient, so each weight moves about lr a step, less if its gradient is
-    noisy. weight_decay, if not 0, also shrinks every weight a little at each step."""
+    noisy. weight_decay, if not 0, shrinks every weight a little each step (AdamW)."""
     # m averages about the last 1 / (1 - b1) = 7 gradients, v 100: this is a short run
     b1, b2, eps = 0.85, 0.99, 1e-8           # (PyTorch's: 0.9, 0.999; eps: never 1/0)
 
@@ -345,7 +344,7 @@ class Adam:
     def step(self, lr):
         """Move every parameter, then set its grad back to 0 (backward() adds to it)."""
         self.t += 1
-        b1, b2, wd, eps = self.b1, self.b2, self.weight_decay, self.eps
+        b1, b2, wd, eps = self.b1, self.b2, self.weight_decay, self.eps   # (read once)
         # m and v start at 0, so after t steps of a steady gradient g, m = (1 - b1^t) g:
         # dividing by 1 - b1^t (and v by 1 - b2^t) undoes that pull towards 0.
         fix1, fix2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
@@ -357,8 +356,9 @@ class Adam:
             p.grad = 0.0
 
 def lr_at(step, num_steps, learning_rate, warmup_steps):
-    """The learning rate of step (from 0): a linear warmup (Adam's first m and v rest on
-    a gradient or two, too few to trust: small steps first), then a linear decay."""
+    """The learning rate of step (from 0): a linear warmup, then a linear decay. At step
+    1, m_hat / sqrt(v_hat) is +-1 for every weight, a full lr on one batch's evidence:
+    warmup keeps the first steps small, until m and v mean more."""
     if step < warmup_steps: return learning_rate * ((step + 1) / warmup_steps)
     return learning_rate * ((num_steps - step) / (num_steps - warmup_steps))
 
@@ -374,7 +374,7 @@ def train(model, adam, docs, num_steps, learning_rate, warmup_steps, batch_size)
                             model.config) for doc in batch) / batch_size   # the mean
         loss.backward()                 # ONE backward(): every parameter's gradient
         adam.step(lr_at(step, num_steps, learning_rate, warmup_steps))
-        # Free the graph now, keeping only the number (two graphs at once: 24% slower)
+        # Only the number: paused at yield, a Value here keeps the whole graph alive
         loss = loss.data
         yield loss
 
