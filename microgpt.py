@@ -25,7 +25,7 @@ def split_docs(docs, val_fraction, rng):
 
 # 2. Tokenizer
 # The model reads and writes integers (token ids): one per character, and two special
-# ones, <BOS> to start a document (a name begins after it) and <EOS> to end it.
+# ones: <BOS> starts a document (the model reads it), <EOS> ends it (it writes it).
 
 class Tokenizer:
     BOS, EOS = 0, 1            # the ids of the two special tokens (decode() drops them)
@@ -145,10 +145,11 @@ def dot(a, b):
     cross_entropy; a >>> example checks each.) Children a_1..a_n, then b_1..b_n; local
     gradients d/da_i = b_i, then d/db_i = a_i: b's data, then a's. (In dot(x, x) each
     x_i is a child twice, and backward() adds both: 2 x_i, the slope of x . x.)
-    >>> y = [Value(1.0), Value(2.0)]; dot(y, y).backward(); [yi.grad for yi in y]
-    [2.0, 4.0]
-    >>> [round(numerical_grad(lambda: y[0] * y[0] + y[1] * y[1], yi), 6) for yi in y]
-    [2.0, 4.0]"""
+    >>> a, b = [Value(1.0), Value(2.0)], [Value(3.0), Value(4.0)]
+    >>> dot(a, b).backward(); [ai.grad for ai in a], [bi.grad for bi in b]
+    ([3.0, 4.0], [1.0, 2.0])
+    >>> round(numerical_grad(lambda: a[0] * b[0] + a[1] * b[1], a[0]), 6)
+    3.0"""
     a_data, b_data = [ai.data for ai in a], [bi.data for bi in b]
     return Value(sum(map(mul, a_data, b_data)),        # map(mul, ...): a_i * b_i
                  a + b, b_data + a_data, 'dot')        # (+ of lists: joined)
@@ -190,8 +191,8 @@ def matrix_shapes(config):
 def init_state_dict(config, seed=42, std=0.15):
     """{name: matrix} (a "state_dict"): random numbers of mean 0 and spread std, all
     different so that no two outputs learn the same thing, small so that first guesses
-    are near uniform (a logit is x, of length sqrt(n_embd) = 4 after rmsnorm, dotted
-    with a wte row: spread 4 std = 0.6)."""
+    are near uniform: a logit sums 16 products of x's numbers (each about 1 after
+    rmsnorm) and a wte row's (spread 0.15), so its spread is sqrt(16) * 0.15 = 0.6."""
     if config.n_embd % config.n_head: raise ValueError('n_head must divide n_embd')
     rng = random.Random(seed)
     return {name: [[Value(rng.gauss(0, std)) for _ in range(cols)] for _ in range(rows)]
@@ -307,12 +308,11 @@ def cross_entropy(logits, target):
     [0.25, -0.25]"""
     z_max = max(z.data for z in logits)        # as in softmax: no overflow
     exps = [math.exp(z.data - z_max) for z in logits]
-    # log(sum_j exp(z_j)) = log(exp(z_max) * total) = z_max + log(total), with:
-    total = sum(exps)
+    total = sum(exps)                          # = sum_j exp(z_j) / exp(z_max)
     local_grads = [e / total for e in exps]    # softmax(z)
     local_grads[target] -= 1.0
     return Value(z_max + math.log(total) - logits[target].data, logits, local_grads,
-                 'xent')
+                 'xent')      # (z_max + log(total) is log(sum_j exp(z_j)): take logs)
 
 def doc_loss(tokens, state_dict, config):
     """The mean loss of predicting each token of a document from the ones before it.
@@ -344,7 +344,7 @@ class Adam:
     def step(self, lr):
         """Move every parameter, then set its grad back to 0 (backward() adds to it)."""
         self.t += 1
-        b1, b2, wd, eps = self.b1, self.b2, self.weight_decay, self.eps   # (read once)
+        b1, b2, wd, eps = self.b1, self.b2, self.weight_decay, self.eps   # (speed)
         # m and v start at 0, so after t steps of a steady gradient g, m = (1 - b1^t) g:
         # dividing by 1 - b1^t (and v by 1 - b2^t) undoes that pull towards 0.
         fix1, fix2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
