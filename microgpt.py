@@ -36,7 +36,7 @@ class Tokenizer:
         self.ids = {ch: i for i, ch in enumerate(self.chars, start=2)}  # 'a': 2, ...
         self.vocab_size = len(self.tokens)
 
-    def encode(self, text): return [self.ids[ch] for ch in text]  # (unseen: KeyError)
+    def encode(self, text): return [self.ids[ch] for ch in text]  # (new char: KeyError)
     def encode_doc(self, doc): return [self.BOS] + self.encode(doc) + [self.EOS]
     # encode_doc('ab') is [0, 2, 3, 1] for the names (a is 2, b is 3, ... z is 27)
     def decode(self, ids):             # the characters of ids, without <BOS> and <EOS>
@@ -84,8 +84,8 @@ class Value:        # (__slots__: no dict per Value; a training step makes some 
         return Value(self.data ** k, (self,), (k * self.data ** (k - 1),), f'**{k}')
 
     # d(e^a)/da = e^a;  d(ln a)/da = 1/a;  d(max(0,a))/da = 1 if a > 0 else 0. softmax
-    # uses exp. The model itself never calls log or relu: they are here for the checks
-    # (the >>> examples below), which rebuild cross_entropy and squared_relu from them.
+    # uses exp. The model uses log and relu only inside two faster ops, cross_entropy
+    # and squared_relu (below); these two stay, to check those against (the >>> lines).
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),),
                                 'exp')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,), 'log')
@@ -138,13 +138,13 @@ def numerical_grad(f, x, eps=1e-6):
     return (f_at[0] - f_at[1]) / (2 * eps)
 
 def dot(a, b):
-    """a . b = sum_i a_i * b_i as ONE node, a "fused" op: its local gradients are worked
-    out by hand, not left to autograd. Built from * and + it would be 2n nodes (n
-    products, n sums); most of the model's work is dot products, so one node each makes
-    training over 10 times faster. (The fused ops are dot, linear, squared_relu and
-    cross_entropy; a >>> example checks each.) Children a_1..a_n, then b_1..b_n; local
-    gradients d/da_i = b_i, then d/db_i = a_i: b's data, then a's. (In dot(x, x) each
-    x_i is a child twice, and backward() adds both: 2 x_i, the slope of x . x.)
+    """a . b = sum_i a_i * b_i as ONE node whose local gradients are worked out by hand
+    (a "fused" op, like linear, squared_relu and cross_entropy below; a >>> example
+    checks each). Built from * and + it would be 2n nodes; most of the model's work is
+    dot products, so one node each makes training over 10 times faster.
+    Children: a_1..a_n, then b_1..b_n. Local grads: d/da_i = b_i, then d/db_i = a_i, so
+    b's data, then a's. (In dot(x, x) each x_i is a child twice, and backward() adds
+    both: 2 x_i, the slope of x . x.)
     >>> a, b = [Value(1.0), Value(2.0)], [Value(3.0), Value(4.0)]
     >>> dot(a, b).backward(); [ai.grad for ai in a], [bi.grad for bi in b]
     ([3.0, 4.0], [1.0, 2.0])
@@ -234,8 +234,8 @@ def softmax(logits):
 
 def rmsnorm(x):
     """x / sqrt(mean(x^2) + 1e-5) (1e-5: never 1/0): x rescaled to a root-mean-square of
-    1, so that each layer gets inputs of one size however x grew. x_i reaches every
-    output through scale (dot(x, x)), and output i directly: backward() adds both."""
+    1, so that each layer gets inputs of one size however x grew. A gradient reaches x_i
+    two ways, through its own x_i * scale and through scale (shared by all outputs)."""
     scale = (dot(x, x) / len(x) + 1e-5) ** -0.5    # dot(x, x): the sum of squares
     return [xi * scale for xi in x]
 
@@ -312,7 +312,7 @@ def cross_entropy(logits, target):
     local_grads = [e / total for e in exps]    # softmax(z)
     local_grads[target] -= 1.0
     return Value(z_max + math.log(total) - logits[target].data, logits, local_grads,
-                 'xent')      # (z_max + log(total) is log(sum_j exp(z_j)): take logs)
+                 'xent')   # z_max + log(total) = log(exp(z_max) * total) = log(sum)
 
 def doc_loss(tokens, state_dict, config):
     """The mean loss of predicting each token of a document from the ones before it.
