@@ -152,7 +152,8 @@ def run(job):
         state_dict = UntiedHead(state_dict, lm_head=[[microgpt.Value(rng.gauss(0.0, s['std']))
                                                       for _ in range(16)] for _ in state_dict['wte']])
         state_dict.reads = 0
-    adam = microgpt.Adam(microgpt.parameters(state_dict), 0.0, s['b1'], s['b2'])
+    adam = microgpt.Adam(microgpt.parameters(state_dict))
+    adam.b1, adam.b2 = s['b1'], s['b2']                     # (Adam's class defaults: 0.85, 0.99)
     model = microgpt.Model(config, tokenizer, state_dict)
     if sys.implementation.name == 'cpython':                # as `python microgpt.py` does
         gc.disable()                                        # (PyPy's collector must run)
