@@ -999,18 +999,18 @@ def backward_table(root, **names):
     by name; the others #1, #2... as made (inputs in1, in2...). Runs backward() if not."""
     if root.grad == 0:
         root.backward()
-    made = topological_order(root)
+    order = topological_order(root)      # children first, as made
     label = {id(v): name for name, v in names.items() if isinstance(v, Value)}
-    for i, node in enumerate(made, start=1):
+    for i, node in enumerate(order, start=1):
         label.setdefault(id(node), f'#{i}')
-    inputs = list({id(c): c for node in made for c in node.children if not c.children}.values())
+    inputs = list({id(c): c for node in order for c in node.children if not c.children}.values())
     for i, v in enumerate(inputs, start=1):
         label.setdefault(id(v), f'in{i}')
     rows = [f'backward() from {label[id(root)]}: the nodes in the order it visits them; grad '
             f'= d {label[id(root)]} / d node',
             f'  {"node":<6} {"op":<8} {"value":>10} {"grad":>10}   adds: child.grad += local '
             f'grad x grad']
-    for node in reversed(made):
+    for node in reversed(order):
         op = node.op                         # a + c, c a plain number (sum() adds 0 first)
         if op == '+' and len(node.children) == 1:
             op = f'+ {node.data - node.children[0].data:.6g}'
